@@ -45,3 +45,12 @@ pub mod transform;
 pub use error::{Error, Result};
 pub use record::{DataRecord, Timestamp, Value};
 pub use transform::Pipeline;
+
+/// The Rust code blocks of the README and the guide, run as doctests.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../docs/records.md")]
+    struct Records;
+}

@@ -22,6 +22,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::BufRead;
 
+use compact_str::CompactString;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{DataRecord, FieldMap, Metadata, Payload, Timestamp, Value};
@@ -232,17 +233,17 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 RecordField::RecordId => set_once(
                     &mut record_id,
                     field,
-                    map.next_value::<String>().map_err(blame)?,
+                    map.next_value::<CompactString>().map_err(blame)?,
                 )?,
                 RecordField::DeviceId => set_once(
                     &mut device_id,
                     field,
-                    map.next_value::<String>().map_err(blame)?,
+                    map.next_value::<CompactString>().map_err(blame)?,
                 )?,
                 RecordField::DataType => set_once(
                     &mut data_type,
                     field,
-                    map.next_value::<String>().map_err(blame)?,
+                    map.next_value::<CompactString>().map_err(blame)?,
                 )?,
                 RecordField::Timestamp => set_once(
                     &mut timestamp,
@@ -339,7 +340,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
         let mut payload = FieldMap::with_capacity(map.size_hint().unwrap_or(4));
         let mut repeated = false;
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key::<CompactString>()? {
             let value = match map.next_value::<Value>() {
                 Ok(value) => value,
                 Err(error) => {
@@ -382,8 +383,8 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metadata, A::Error> {
         let mut metadata = FieldMap::with_capacity(map.size_hint().unwrap_or(4));
-        while let Some(key) = map.next_key::<String>()? {
-            let value = match map.next_value::<String>() {
+        while let Some(key) = map.next_key::<CompactString>()? {
+            let value = match map.next_value::<CompactString>() {
                 Ok(value) => value,
                 Err(error) => {
                     self.context.blame(|| format!("metadata.{key}"));
@@ -436,11 +437,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_str<E>(self, value: &str) -> Result<Value, E> {
-        Ok(Value::String(value.to_owned()))
+        Ok(Value::String(CompactString::from(value)))
     }
 
     fn visit_string<E>(self, value: String) -> Result<Value, E> {
-        Ok(Value::String(value))
+        Ok(Value::String(CompactString::from(value)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
@@ -453,7 +454,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut fields = FieldMap::with_capacity(map.size_hint().unwrap_or(0).min(1024));
-        while let Some((key, value)) = map.next_entry::<String, Value>()? {
+        while let Some((key, value)) = map.next_entry::<CompactString, Value>()? {
             fields.insert(key, value);
         }
         Ok(Value::Map(fields))

@@ -16,6 +16,8 @@ pub use json::{JsonLinesReader, JsonOptions, NonFinite};
 pub use timestamp::Timestamp;
 pub use value::{FieldMap, Metadata, Payload, Value, ValueKind};
 
+pub use compact_str::CompactString;
+
 use crate::error::Result;
 
 /// One reading from one device: the unit everything in edgepipe moves.
@@ -39,13 +41,13 @@ use crate::error::Result;
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataRecord {
     /// Unique id: a UUIDv4 (the seed's) or a [`SequenceId`] in text form.
-    pub record_id: String,
+    pub record_id: CompactString,
     /// The device the reading is about.
-    pub device_id: String,
+    pub device_id: CompactString,
     /// When the reading was taken (event time).
     pub timestamp: Timestamp,
     /// The source or kind of reading, e.g. `sensors` or `system`.
-    pub data_type: String,
+    pub data_type: CompactString,
     /// The measured fields.
     pub payload: Payload,
     /// Labels added along the way, e.g. `region`, `site`.
@@ -55,12 +57,12 @@ pub struct DataRecord {
 impl DataRecord {
     /// A record stamped now with a fresh UUIDv4, as the seed's collector makes them.
     pub fn new(
-        device_id: impl Into<String>,
-        data_type: impl Into<String>,
+        device_id: impl Into<CompactString>,
+        data_type: impl Into<CompactString>,
         payload: Payload,
     ) -> Self {
         DataRecord {
-            record_id: id::uuid_v4(),
+            record_id: id::uuid_v4().into(),
             device_id: device_id.into(),
             timestamp: Timestamp::now(),
             data_type: data_type.into(),

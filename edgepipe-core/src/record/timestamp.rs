@@ -183,9 +183,9 @@ impl Timestamp {
         out.digits(second_of_day % 60, 2);
         if fraction != 0 {
             out.byte(b'.');
-            if fraction % 1_000_000 == 0 {
+            if fraction.is_multiple_of(1_000_000) {
                 out.digits(fraction / 1_000_000, 3);
-            } else if fraction % 1_000 == 0 {
+            } else if fraction.is_multiple_of(1_000) {
                 out.digits(fraction / 1_000, 6);
             } else {
                 out.digits(fraction, 9);

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 /// One payload value: anything JSON can carry.
 ///
 /// Integers that fit in an `i64` are [`Value::Int`]; only integers above
@@ -20,8 +22,8 @@ pub enum Value {
     UInt(u64),
     /// A 64-bit float; NaN and infinities are allowed in memory but not in JSON output.
     Float(f64),
-    /// A UTF-8 string.
-    String(String),
+    /// A UTF-8 string (inline up to 24 bytes).
+    String(CompactString),
     /// A JSON array.
     List(Vec<Value>),
     /// A JSON object, in insertion order.
@@ -146,13 +148,13 @@ impl From<bool> for Value {
 
 impl From<&str> for Value {
     fn from(value: &str) -> Self {
-        Value::String(value.to_owned())
+        Value::String(CompactString::from(value))
     }
 }
 
 impl From<String> for Value {
     fn from(value: String) -> Self {
-        Value::String(value)
+        Value::String(CompactString::from(value))
     }
 }
 
@@ -170,14 +172,14 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 /// in the number of fields.
 #[derive(Clone, PartialEq)]
 pub struct FieldMap<V> {
-    entries: Vec<(String, V)>,
+    entries: Vec<(CompactString, V)>,
 }
 
 /// A record's payload: field name to [`Value`].
 pub type Payload = FieldMap<Value>;
 
 /// A record's metadata: string keys to string values.
-pub type Metadata = FieldMap<String>;
+pub type Metadata = FieldMap<CompactString>;
 
 impl<V> Default for FieldMap<V> {
     fn default() -> Self {
@@ -246,7 +248,7 @@ impl<V> FieldMap<V> {
 
     /// Sets `key`, keeping its position if it exists (as a Python dict does) and
     /// appending otherwise. Returns the previous value.
-    pub fn insert(&mut self, key: impl Into<String> + AsRef<str>, value: V) -> Option<V> {
+    pub fn insert(&mut self, key: impl Into<CompactString> + AsRef<str>, value: V) -> Option<V> {
         match self.position(key.as_ref()) {
             Some(index) => Some(std::mem::replace(&mut self.entries[index].1, value)),
             None => {
@@ -257,7 +259,7 @@ impl<V> FieldMap<V> {
     }
 
     /// Appends without looking for an existing key. Callers must know the key is new.
-    pub(crate) fn push_unchecked(&mut self, key: String, value: V) {
+    pub(crate) fn push_unchecked(&mut self, key: CompactString, value: V) {
         self.entries.push((key, value));
     }
 
@@ -291,7 +293,7 @@ impl<V> FieldMap<V> {
     }
 
     /// Field names, mutably, for renaming in place. Callers keep names unique.
-    pub(crate) fn keys_mut(&mut self) -> impl Iterator<Item = &mut String> {
+    pub(crate) fn keys_mut(&mut self) -> impl Iterator<Item = &mut CompactString> {
         self.entries.iter_mut().map(|(key, _)| key)
     }
 
@@ -314,7 +316,7 @@ impl<V> FieldMap<V> {
     }
 }
 
-impl<K: Into<String> + AsRef<str>, V> FromIterator<(K, V)> for FieldMap<V> {
+impl<K: Into<CompactString> + AsRef<str>, V> FromIterator<(K, V)> for FieldMap<V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut map = FieldMap::new();
         for (key, value) in iter {
@@ -325,11 +327,38 @@ impl<K: Into<String> + AsRef<str>, V> FromIterator<(K, V)> for FieldMap<V> {
 }
 
 impl<V> IntoIterator for FieldMap<V> {
-    type Item = (String, V);
-    type IntoIter = std::vec::IntoIter<(String, V)>;
+    type Item = (CompactString, V);
+    type IntoIter = std::vec::IntoIter<(CompactString, V)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.entries.into_iter()
+    }
+}
+
+impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for FieldMap<V> {
+    /// Reads a JSON/TOML object keeping the order of its keys; a repeated key keeps
+    /// its first position and its last value.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for MapVisitor<V> {
+            type Value = FieldMap<V>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a map")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<FieldMap<V>, A::Error> {
+                let mut map = FieldMap::with_capacity(access.size_hint().unwrap_or(0).min(1024));
+                while let Some((key, value)) = access.next_entry::<CompactString, V>()? {
+                    map.insert(key, value);
+                }
+                Ok(map)
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(std::marker::PhantomData))
     }
 }
 
@@ -354,36 +383,9 @@ mod tests {
     fn duplicate_keys_keep_first_position_and_last_value() {
         let mut map = FieldMap::new();
         for (key, value) in [("x", 1), ("y", 2), ("x", 3), ("x", 4)] {
-            map.push_unchecked(key.to_owned(), value);
+            map.push_unchecked(key.into(), value);
         }
         map.dedup_keys_keep_last();
         assert_eq!(map.iter().collect::<Vec<_>>(), [("x", &4), ("y", &2)]);
-    }
-}
-
-impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for FieldMap<V> {
-    /// Reads a JSON/TOML object keeping the order of its keys; a repeated key keeps
-    /// its first position and its last value.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MapVisitor<V>(std::marker::PhantomData<V>);
-        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for MapVisitor<V> {
-            type Value = FieldMap<V>;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a map")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<FieldMap<V>, A::Error> {
-                let mut map = FieldMap::with_capacity(access.size_hint().unwrap_or(0).min(1024));
-                while let Some((key, value)) = access.next_entry::<String, V>()? {
-                    map.insert(key, value);
-                }
-                Ok(map)
-            }
-        }
-        deserializer.deserialize_map(MapVisitor(std::marker::PhantomData))
     }
 }

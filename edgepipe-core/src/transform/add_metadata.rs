@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{Transform, Verdict};
-use crate::record::{DataRecord, Metadata};
+use crate::record::{CompactString, DataRecord, Metadata};
 
 /// Sets each label on every record, replacing an existing value for the same key
 /// (the seed's `{**record.metadata, **metadata}`).
@@ -16,7 +16,7 @@ pub struct AddMetadata {
 
 impl AddMetadata {
     /// Labels to set, in order.
-    pub fn new<K: Into<String> + AsRef<str>, V: Into<String>>(
+    pub fn new<K: Into<CompactString> + AsRef<str>, V: Into<CompactString>>(
         labels: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         AddMetadata {
@@ -72,17 +72,21 @@ mod tests {
     #[test]
     fn merges_and_overrides_like_the_seed() {
         let mut input = record();
-        input.metadata.insert("site", "old".to_owned());
-        input.metadata.insert("keep", "yes".to_owned());
+        input.metadata.insert("site", "old".into());
+        input.metadata.insert("keep", "yes".into());
         let mut transform = AddMetadata::new([("region", "us-west"), ("site", "factory-1")]);
         assert_eq!(transform.apply(&mut input), Verdict::Keep);
-        let pairs: Vec<_> = input.metadata.iter().collect();
+        let pairs: Vec<_> = input
+            .metadata
+            .iter()
+            .map(|(key, value)| (key, value.as_str()))
+            .collect();
         assert_eq!(
             pairs,
             [
-                ("site", &"factory-1".to_owned()),
-                ("keep", &"yes".to_owned()),
-                ("region", &"us-west".to_owned())
+                ("site", "factory-1"),
+                ("keep", "yes"),
+                ("region", "us-west")
             ]
         );
     }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::{Transform, Verdict};
-use crate::record::{DataRecord, Value};
+use crate::record::{CompactString, DataRecord, Value};
 
 /// The seed's mask text.
 pub const DEFAULT_MASK: &str = "***MASKED***";
@@ -12,7 +12,7 @@ pub const DEFAULT_MASK: &str = "***MASKED***";
 #[derive(Clone, Debug)]
 pub struct MaskFields {
     fields: Vec<String>,
-    mask: String,
+    mask: CompactString,
 }
 
 impl MaskFields {
@@ -24,7 +24,7 @@ impl MaskFields {
     /// Masks `fields` with `mask`.
     pub fn with_mask<S: Into<String>>(
         fields: impl IntoIterator<Item = S>,
-        mask: impl Into<String>,
+        mask: impl Into<CompactString>,
     ) -> Self {
         MaskFields {
             fields: fields.into_iter().map(Into::into).collect(),

@@ -42,9 +42,9 @@ mod validate_schema;
 pub use add_metadata::AddMetadata;
 pub use computed_field::{ComputedField, Expression, OnMissing};
 pub use config::{PipelineConfig, TransformConfig};
-pub use convert_units::{ConvertUnits, Unit};
+pub use convert_units::{ConvertUnits, Dimension, Unit};
 pub use deadband::Deadband;
-pub use dedup::Dedup;
+pub use dedup::{Dedup, DedupKey};
 pub use enrich::{DeviceInfo, Enrich, SensorInfo};
 pub use filter_fields::FilterFields;
 pub use forward_if::{Comparison, ForwardIf};
@@ -164,10 +164,10 @@ pub(crate) mod tests {
         .into_iter()
         .collect();
         DataRecord {
-            record_id: "0b7e5e42-54c4-4a3c-9b7f-2f4c1f6f3a10".to_owned(),
-            device_id: "dev-0000".to_owned(),
+            record_id: "0b7e5e42-54c4-4a3c-9b7f-2f4c1f6f3a10".into(),
+            device_id: "dev-0000".into(),
             timestamp: Timestamp::from_unix_nanos(1_767_225_600_000_000_000),
-            data_type: "sensors".to_owned(),
+            data_type: "sensors".into(),
             payload,
             metadata: Default::default(),
         }

@@ -98,7 +98,7 @@ pub struct PipelineOutput {
 ///     unreachable!()
 /// };
 /// assert_eq!(record.payload.keys().collect::<Vec<_>>(), ["temperature"]);
-/// assert_eq!(record.metadata.get("site").map(String::as_str), Some("factory-1"));
+/// assert_eq!(record.metadata.get("site").map(|site| site.as_str()), Some("factory-1"));
 /// assert_eq!(pipeline.stats()[1].records_out, 1);
 /// ```
 #[derive(Debug, Default)]
@@ -239,10 +239,10 @@ impl Pipeline {
 /// An empty record used to take a quarantined record out of a vector cheaply.
 fn placeholder_record() -> DataRecord {
     DataRecord {
-        record_id: String::new(),
-        device_id: String::new(),
+        record_id: Default::default(),
+        device_id: Default::default(),
         timestamp: crate::record::Timestamp::UNIX_EPOCH,
-        data_type: String::new(),
+        data_type: Default::default(),
         payload: Default::default(),
         metadata: Default::default(),
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{Transform, Verdict};
 use crate::error::{Error, Result};
-use crate::record::DataRecord;
+use crate::record::{CompactString, DataRecord};
 
 /// Renames payload fields by a mapping, keeping their positions.
 ///
@@ -15,12 +15,12 @@ use crate::record::DataRecord;
 /// value that came last in payload order.
 #[derive(Clone, Debug)]
 pub struct RenameFields {
-    mapping: Vec<(String, String)>,
+    mapping: Vec<(CompactString, CompactString)>,
 }
 
 impl RenameFields {
     /// `(old, new)` pairs.
-    pub fn new<A: Into<String>, B: Into<String>>(
+    pub fn new<A: Into<CompactString>, B: Into<CompactString>>(
         mapping: impl IntoIterator<Item = (A, B)>,
     ) -> Self {
         RenameFields {

@@ -134,7 +134,7 @@ impl FieldRule {
             ));
         };
         if let Some(min) = self.min
-            && !(number >= min)
+            && (number < min || number.is_nan())
         {
             return Some(Reason::field(
                 "schema.below_min",
@@ -143,7 +143,7 @@ impl FieldRule {
             ));
         }
         if let Some(max) = self.max
-            && !(number <= max)
+            && (number > max || number.is_nan())
         {
             return Some(Reason::field(
                 "schema.above_max",
