@@ -41,6 +41,8 @@
 pub mod error;
 pub mod record;
 pub mod transform;
+pub mod window;
+pub mod batch;
 
 pub use error::{Error, Result};
 pub use record::{DataRecord, Timestamp, Value};

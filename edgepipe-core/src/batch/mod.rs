@@ -1,0 +1,1 @@
+//! Batches: split, encode, compress, checksum (being written).

@@ -1,0 +1,1 @@
+//! Windows and edge analytics (being written).
