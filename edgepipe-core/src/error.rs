@@ -69,6 +69,90 @@ pub enum Error {
         message: String,
     },
 
+    /// A batch's payload does not match the sha256 its envelope carries; nothing was parsed.
+    #[error("batch checksum mismatch: envelope says {expected}, payload hashes to {actual}")]
+    ChecksumMismatch {
+        /// The lowercase hex sha256 from the envelope.
+        expected: String,
+        /// The lowercase hex sha256 of the payload as received.
+        actual: String,
+    },
+
+    /// A compressed payload is larger than the decoder accepts.
+    #[error("compressed batch of {size} bytes exceeds the limit of {limit} bytes")]
+    CompressedTooLarge {
+        /// Bytes received.
+        size: usize,
+        /// The configured bound.
+        limit: usize,
+    },
+
+    /// Decompression was stopped because the output passed the limit (a bomb or a
+    /// batch too big for this receiver); at most `limit + 1` bytes were produced.
+    #[error("batch decompresses to more than the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The configured bound on decompressed bytes.
+        limit: usize,
+    },
+
+    /// A batch holds (or declares) more records than the decoder accepts.
+    #[error("batch holds more than the limit of {limit} records")]
+    TooManyRecords {
+        /// The configured bound on records per batch.
+        limit: usize,
+    },
+
+    /// A codec or compression name or tag this build does not know (or was built without).
+    #[error("unsupported {what} {name:?}")]
+    Unsupported {
+        /// `codec`, `compression` or `format version`.
+        what: &'static str,
+        /// The name or tag as received.
+        name: String,
+    },
+
+    /// A compressed stream that its decompressor refuses (truncated, bad header, bad checksum).
+    #[error("corrupt {compression} stream: {reason}")]
+    CorruptCompression {
+        /// `gzip`, `lz4` or `zstd`.
+        compression: &'static str,
+        /// What the decompressor said.
+        reason: String,
+    },
+
+    /// A decompressed payload that its codec cannot read.
+    #[error("corrupt {codec} batch: {reason}")]
+    CorruptBatch {
+        /// `json`, `jsonl`, `msgpack` or `columnar`.
+        codec: &'static str,
+        /// What is wrong, with the position where it helps.
+        reason: String,
+    },
+
+    /// A serialized batch envelope that cannot be read.
+    #[error("corrupt batch envelope: {reason}")]
+    CorruptEnvelope {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A batching policy or codec option that cannot be used.
+    #[error("invalid batch option `{option}`: {reason}")]
+    InvalidBatchOption {
+        /// The option, e.g. `max_records` or `gzip level`.
+        option: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A saved window state that cannot be read or restored (wrong format,
+    /// malformed, or state no run could have produced).
+    #[error("invalid window snapshot: {message}")]
+    Snapshot {
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// An operating-system I/O failure, with what edgepipe was doing at the time.
     #[error("{context}: {source}")]
     Io {
@@ -99,10 +183,43 @@ impl Error {
         }
     }
 
+    /// The message followed by each `source()` whose text it does not already
+    /// contain: what the bindings show, since Python and C see no source chain.
+    pub fn message_with_sources(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        message
+    }
+
     pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config {
             key: key.into(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_keep_the_source_chain_once() {
+        // Io prints its source already: it is not repeated.
+        let io = Error::io("reading devices.json", io::Error::other("disk on fire"));
+        assert_eq!(
+            io.message_with_sources(),
+            "reading devices.json: disk on fire"
+        );
+        let plain = Error::config("transforms[0].type", "missing");
+        assert_eq!(plain.message_with_sources(), plain.to_string());
     }
 }

@@ -7,10 +7,14 @@
 //!    JSON Lines forms, timestamps and record ids;
 //! 2. [`transform`]: per-record [`Transform`](transform::Transform)s chained into a
 //!    [`Pipeline`], built in code or from JSON/TOML config, with a quarantine output
-//!    and counters for every stage.
+//!    and counters for every stage;
+//! 3. [`window`]: windows over event time with watermarks, late-data policies and
+//!    mergeable aggregates, emitted as ordinary records;
+//! 4. [`batch`]: records split into batches, encoded (JSON, JSON Lines, msgpack or
+//!    the columnar time-series codec), compressed and checksummed, with a
+//!    deterministic batch id, and decoded within limits.
 //!
-//! Batching, compression, the durable queue, delivery and cloud ingestion follow
-//! as modules of their own.
+//! The durable queue, delivery and cloud ingestion follow as modules of their own.
 //!
 //! ```
 //! use edgepipe_core::record::json::parse_jsonl;
@@ -38,11 +42,11 @@
 //! # Ok::<(), edgepipe_core::Error>(())
 //! ```
 
+pub mod batch;
 pub mod error;
 pub mod record;
 pub mod transform;
 pub mod window;
-pub mod batch;
 
 pub use error::{Error, Result};
 pub use record::{DataRecord, Timestamp, Value};
@@ -55,4 +59,8 @@ mod guide {
     struct Readme;
     #[doc = include_str!("../../docs/records.md")]
     struct Records;
+    #[doc = include_str!("../../docs/quickstart.md")]
+    struct Quickstart;
+    #[doc = include_str!("../../docs/windows.md")]
+    struct Windows;
 }

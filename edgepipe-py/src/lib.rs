@@ -1,1 +1,35 @@
-//! Python bindings (being written).
+//! # edgepipe-py
+//!
+//! The compiled half of the Python package `edgepipe`: the private module
+//! `edgepipe._edgepipe`. `python/edgepipe/__init__.py` is the public contract and
+//! `python/edgepipe/_edgepipe.pyi` its types, kept honest by `tests/test_stubs.py`.
+//!
+//! Modules mirror the core's: [`transform`] holds `Pipeline`; [`error`] the
+//! exception hierarchy and the one mapping from core errors onto it; [`gil`] the one
+//! helper through which long calls release the GIL.
+//!
+//! Built with maturin (`pyproject.toml`); no `extension-module` feature, so
+//! `cargo test` links libpython like any other program.
+
+mod error;
+mod gil;
+mod transform;
+
+use pyo3::prelude::*;
+
+/// edgepipe's native core: telemetry records through transform pipelines.
+#[pymodule]
+mod _edgepipe {
+    #[pymodule_export]
+    use crate::error::{
+        ConfigError, EdgepipeError, InvalidJsonError, IoError, LineTooLongError,
+        NonFiniteFloatError, RecordIdError, TimestampError,
+    };
+    #[pymodule_export]
+    use crate::transform::{LineError, ProcessResult, PyPipeline};
+
+    /// The version of the Rust crates this module was built from.
+    #[pymodule_export]
+    #[allow(non_upper_case_globals)] // Python's name for it
+    const __version__: &str = env!("CARGO_PKG_VERSION");
+}

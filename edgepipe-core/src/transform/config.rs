@@ -28,17 +28,21 @@ use super::{
     filter_fields, forward_if, mask_fields, rename_fields, validate_schema,
 };
 use crate::error::{Error, Result};
+use crate::window::WindowConfig;
 
-/// A whole pipeline: its transforms in order.
+/// A whole pipeline: its transforms in order, and optionally a window stage.
 ///
-/// Read from a table with one key, `transforms`, a list of tables each tagged by
-/// `type`. The tag is read first and the rest of the table is then read as that
+/// Read from a table with the keys `transforms`, a list of tables each tagged by
+/// `type`, and `window` (see [`WindowConfig`]). The tag is read first and the rest of the table is then read as that
 /// transform's config, so that every error names the exact key
 /// (`transforms[2].expression.factor`), which serde's tagged enums cannot do.
 #[derive(Clone, Debug, Default)]
 pub struct PipelineConfig {
     /// The stages, applied in order.
     pub transforms: Vec<TransformConfig>,
+    /// The window stage after the transforms, if any (built by
+    /// [`crate::window::WindowedPipeline`]).
+    pub window: Option<WindowConfig>,
 }
 
 /// One stage's config, by `type`.
@@ -85,7 +89,7 @@ pub const TRANSFORM_TYPES: &[&str] = &[
 ];
 
 /// Reads `T` from `value`, naming the offending key below `key` on error.
-fn read<T: serde::de::DeserializeOwned>(key: &str, value: Value) -> Result<T> {
+pub(crate) fn read<T: serde::de::DeserializeOwned>(key: &str, value: Value) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let key = if path == "." {
@@ -166,12 +170,19 @@ impl PipelineConfig {
                 "expected a table with a `transforms` list",
             ));
         };
-        if let Some(unknown) = top.keys().find(|key| *key != "transforms") {
+        if let Some(unknown) = top
+            .keys()
+            .find(|key| *key != "transforms" && *key != "window")
+        {
             return Err(Error::config(
                 unknown.as_str(),
-                "unknown field, expected `transforms`",
+                "unknown field, expected `transforms` or `window`",
             ));
         }
+        let window = top
+            .remove("window")
+            .map(|table| WindowConfig::from_value(table, "window"))
+            .transpose()?;
         let items = match top.remove("transforms") {
             None => Vec::new(),
             Some(Value::Array(items)) => items,
@@ -199,11 +210,15 @@ impl PipelineConfig {
                 &key,
             )?);
         }
-        Ok(PipelineConfig { transforms })
+        Ok(PipelineConfig { transforms, window })
     }
 
-    /// Builds the pipeline, checking every stage's parameters.
+    /// Builds the pipeline, checking every stage's parameters (the window's
+    /// too; [`crate::window::WindowedPipeline`] builds both stages).
     pub fn build(&self) -> Result<Pipeline> {
+        if let Some(window) = &self.window {
+            window.validate("window")?;
+        }
         let mut pipeline = Pipeline::new();
         for (index, transform) in self.transforms.iter().enumerate() {
             pipeline.push(transform.build(&format!("transforms[{index}]"))?);

@@ -41,6 +41,7 @@ mod validate_schema;
 
 pub use add_metadata::AddMetadata;
 pub use computed_field::{ComputedField, Expression, OnMissing};
+pub(crate) use config::read as read_config;
 pub use config::{PipelineConfig, TransformConfig};
 pub use convert_units::{ConvertUnits, Dimension, Unit};
 pub use deadband::Deadband;
@@ -49,7 +50,7 @@ pub use enrich::{DeviceInfo, Enrich, SensorInfo};
 pub use filter_fields::FilterFields;
 pub use forward_if::{Comparison, ForwardIf};
 pub use mask_fields::MaskFields;
-pub use pipeline::{Outcome, Pipeline, PipelineOutput, Quarantined, StageStats};
+pub use pipeline::{JsonlOutput, Outcome, Pipeline, PipelineOutput, Quarantined, StageStats};
 pub use rename_fields::RenameFields;
 pub use validate_schema::{FieldRule, FieldType, ValidateSchema};
 

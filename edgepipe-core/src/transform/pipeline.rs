@@ -1,6 +1,7 @@
 //! A chain of transforms with per-stage counters and a quarantine output.
 
 use super::{Reason, Transform, Verdict};
+use crate::error::Error;
 use crate::error::Result;
 use crate::record::{DataRecord, JsonOptions, json};
 
@@ -80,6 +81,19 @@ pub struct PipelineOutput {
     pub records: Vec<DataRecord>,
     /// Records set aside, in input order.
     pub quarantined: Vec<Quarantined>,
+}
+
+/// The three outputs of a JSON Lines batch, as bytes.
+#[derive(Debug, Default)]
+pub struct JsonlOutput {
+    /// Records that passed every stage, one JSON object per line, in input order.
+    pub records: Vec<u8>,
+    /// Quarantined records, one [`Quarantined::write_json`] object per line.
+    pub quarantine: Vec<u8>,
+    /// Input lines that could not be used (1-based line number and why), in order.
+    /// A record that passed but cannot be written (a NaN under
+    /// [`NonFinite::Reject`](crate::record::NonFinite::Reject)) is reported here too.
+    pub errors: Vec<(u64, Error)>,
 }
 
 /// Transforms applied in order to every record.
@@ -219,6 +233,30 @@ impl Pipeline {
         dropped
     }
 
+    /// Runs a JSON Lines batch: bytes in, bytes out. One record at a time, so
+    /// memory holds the outputs and never the parsed batch; a bad line is reported
+    /// in [`JsonlOutput::errors`] and never stops the rest.
+    ///
+    /// This is the bulk call the Python and C bindings expose.
+    pub fn process_jsonl(&mut self, input: &[u8], options: &JsonOptions) -> JsonlOutput {
+        let mut output = JsonlOutput::default();
+        for (line, parsed) in json::parse_jsonl(input) {
+            let written = parsed.and_then(|record| match self.process(record) {
+                Outcome::Keep(record) => {
+                    write_line(&mut output.records, |out| record.write_json(out, options))
+                }
+                Outcome::Quarantined(quarantined) => write_line(&mut output.quarantine, |out| {
+                    quarantined.write_json(out, options)
+                }),
+                Outcome::Dropped { .. } => Ok(()),
+            });
+            if let Err(error) = written {
+                output.errors.push((line, error));
+            }
+        }
+        output
+    }
+
     /// Runs a batch and returns both outputs.
     pub fn process_batch(
         &mut self,
@@ -236,6 +274,16 @@ impl Pipeline {
     }
 }
 
+/// Appends one JSON value and a newline; the writers leave nothing half-written on error.
+fn write_line(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    write(out)?;
+    out.push(b'\n');
+    Ok(())
+}
+
 /// An empty record used to take a quarantined record out of a vector cheaply.
 fn placeholder_record() -> DataRecord {
     DataRecord {
@@ -245,5 +293,52 @@ fn placeholder_record() -> DataRecord {
         data_type: Default::default(),
         payload: Default::default(),
         metadata: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::{FieldRule, FieldType, ValidateSchema};
+
+    #[test]
+    fn process_jsonl_splits_records_quarantine_and_bad_lines() {
+        let good = r#"{"record_id":"r1","device_id":"d","timestamp":"2026-01-01T00:00:00Z","data_type":"t","payload":{"v":1.5}}"#;
+        let wrong = good.replace("1.5", "\"x\"").replace("r1", "r2");
+        let long = format!(
+            "{{\"pad\":\"{}\"}}",
+            "x".repeat(json::DEFAULT_MAX_LINE_BYTES)
+        );
+        let input = format!("{good}\n{{oops\n{wrong}\n\n{long}\n");
+        let mut pipeline = Pipeline::new().with(ValidateSchema::new([(
+            "v",
+            FieldRule::of_type(FieldType::Number),
+        )]));
+        let output = pipeline.process_jsonl(input.as_bytes(), &JsonOptions::default());
+
+        assert_eq!(
+            output.records,
+            format!(
+                "{}\n",
+                DataRecord::from_json(good).unwrap().to_json().unwrap()
+            )
+            .into_bytes()
+        );
+        let quarantine = String::from_utf8(output.quarantine).unwrap();
+        assert_eq!(quarantine.lines().count(), 1);
+        assert!(
+            quarantine.contains("\"record_id\":\"r2\"") && quarantine.contains("schema.wrong_type")
+        );
+        let lines: Vec<u64> = output.errors.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [2, 5]);
+        assert!(matches!(
+            output.errors[0].1,
+            Error::InvalidJson { line: Some(2), .. }
+        ));
+        assert!(matches!(
+            output.errors[1].1,
+            Error::LineTooLong { line: 5, .. }
+        ));
+        assert_eq!(pipeline.stats()[0].records_in, 2);
     }
 }

@@ -1,0 +1,183 @@
+//! Every `tests/c/NAME.c` is compiled strictly against `include/edgepipe.h` and the
+//! static library, linked with exactly the documented native libraries, run, and
+//! checked: exit code 0 and stdout equal to `tests/c/NAME.stdout`. Then it runs
+//! again under valgrind, which must find no error and no leak.
+//!
+//! valgrind missing is a skip with a note, unless `EDGEPIPE_REQUIRE_VALGRIND=1`
+//! (set by `scripts/test-all`), which makes it a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// What `cargo rustc -p edgepipe-ffi --lib --crate-type staticlib -- --print
+/// native-static-libs` prints; documented in the header and the crate docs. Linking
+/// with exactly this list is the test that it is enough.
+const NATIVE_STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+const CFLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+
+/// The list above is what rustc asks for on this toolchain. The standard library is
+/// where it comes from (edgepipe's dependencies are pure Rust), so an empty staticlib
+/// shows it in a second; a dependency that brought a native library of its own would
+/// fail the link in the test below instead.
+#[test]
+fn native_static_libs_are_what_rustc_prints() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native_static_libs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("lib.rs"), "").unwrap();
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let output = Command::new(&rustc)
+        .args([
+            "--crate-type",
+            "staticlib",
+            "--crate-name",
+            "probe",
+            "--edition",
+            "2024",
+        ])
+        .args(["--print", "native-static-libs", "-o"])
+        .arg(dir.join("libprobe.a"))
+        .arg(dir.join("lib.rs"))
+        .output()
+        .unwrap_or_else(|error| panic!("could not run {rustc}: {error}"));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed = text(&output.stderr) + &text(&output.stdout);
+    let libs = printed
+        .lines()
+        .find_map(|line| line.split("native-static-libs: ").nth(1))
+        .unwrap_or_else(|| panic!("rustc printed no native-static-libs:\n{printed}"));
+    assert_eq!(
+        libs.split_whitespace().collect::<Vec<_>>(),
+        NATIVE_STATIC_LIBS,
+        "update NATIVE_STATIC_LIBS, the crate docs and cbindgen.toml's header"
+    );
+}
+
+#[test]
+fn c_programs_build_run_and_pass_valgrind() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let library = static_library();
+    let valgrind = valgrind();
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_programs");
+    std::fs::create_dir_all(&out_dir).unwrap();
+
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("tests/c"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "c"))
+        .collect();
+    sources.sort();
+    assert!(
+        sources.len() >= 2,
+        "expected the C programs in tests/c, found {sources:?}"
+    );
+
+    let mut failures = Vec::new();
+    for source in &sources {
+        let name = source.file_stem().unwrap().to_str().unwrap();
+        if let Err(failure) = check_program(crate_dir, &library, valgrind, &out_dir, source) {
+            failures.push(format!("== {name}\n{failure}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+fn check_program(
+    crate_dir: &Path,
+    library: &Path,
+    valgrind: bool,
+    out_dir: &Path,
+    source: &Path,
+) -> Result<(), String> {
+    let name = source.file_stem().unwrap().to_str().unwrap();
+    let program = out_dir.join(name);
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "gcc".to_owned());
+    let compile = Command::new(&compiler)
+        .args(CFLAGS)
+        .arg("-I")
+        .arg(crate_dir.join("include"))
+        .arg(source)
+        // The archive by path: with libedgepipe.so beside it, `-ledgepipe` would pick the .so.
+        .arg(library)
+        .args(NATIVE_STATIC_LIBS)
+        .arg("-o")
+        .arg(&program)
+        .output()
+        .map_err(|error| format!("could not run {compiler}: {error}"))?;
+    if !compile.status.success() {
+        return Err(format!("compiling failed:\n{}", text(&compile.stderr)));
+    }
+
+    let expected = std::fs::read_to_string(source.with_extension("stdout"))
+        .map_err(|error| format!("reading {name}.stdout: {error}"))?;
+    check_run(&expected, Command::new(&program).output(), "")?;
+    if valgrind {
+        check_run(
+            &expected,
+            Command::new("valgrind")
+                .args(["--error-exitcode=1", "--leak-check=full", "--quiet"])
+                .arg(&program)
+                .output(),
+            " under valgrind",
+        )?;
+    }
+    Ok(())
+}
+
+fn check_run(expected: &str, run: std::io::Result<Output>, how: &str) -> Result<(), String> {
+    let run = run.map_err(|error| format!("could not run{how}: {error}"))?;
+    let stdout = text(&run.stdout);
+    if run.status.code() != Some(0) || stdout != expected {
+        return Err(format!(
+            "ran{how} with {}\n--- expected stdout\n{expected}--- stdout\n{stdout}--- stderr\n{}",
+            run.status,
+            text(&run.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// The `libedgepipe.a` of this very build.
+///
+/// Cargo compiles the library once with all its crate types (`staticlib`, `cdylib`,
+/// `rlib`) as the dependency of this test, and leaves the archive beside the test
+/// binary in `target/<profile>/deps/`; only `cargo build` copies it up to
+/// `target/<profile>/`, where it may be stale. So the one next to us is current.
+fn static_library() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let library = deps.join("libedgepipe.a");
+    assert!(
+        library.is_file(),
+        "{} is missing: cargo should have built the staticlib crate type beside this test",
+        library.display()
+    );
+    library
+}
+
+fn valgrind() -> bool {
+    let found = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("EDGEPIPE_REQUIRE_VALGRIND").is_none_or(|value| value != "1"),
+            "valgrind is required (EDGEPIPE_REQUIRE_VALGRIND=1) but was not found"
+        );
+        eprintln!("note: valgrind not found; the C programs run without it");
+    }
+    found
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,45 @@
+"""edgepipe: embeddable edge-to-cloud telemetry pipelines.
+
+Bulk calls take and return bytes (JSON Lines in, JSON Lines out) and release the
+GIL while the Rust core works::
+
+    from edgepipe import Pipeline
+
+    pipeline = Pipeline.from_json('{"transforms": [{"type": "add_metadata", "metadata": {"site": "f1"}}]}')
+    result = pipeline.process_jsonl(open("readings.jsonl", "rb").read())
+    result.records      # bytes: the records that passed, one JSON object per line
+    result.quarantine   # bytes: the records a stage set aside, with the reason
+    result.errors       # list[LineError]: input lines that could not be used
+
+Every error edgepipe raises is an EdgepipeError; each kind has its own subclass.
+"""
+
+from ._edgepipe import (
+    ConfigError,
+    EdgepipeError,
+    InvalidJsonError,
+    IoError,
+    LineError,
+    LineTooLongError,
+    NonFiniteFloatError,
+    Pipeline,
+    ProcessResult,
+    RecordIdError,
+    TimestampError,
+    __version__,
+)
+
+__all__ = [
+    "ConfigError",
+    "EdgepipeError",
+    "InvalidJsonError",
+    "IoError",
+    "LineError",
+    "LineTooLongError",
+    "NonFiniteFloatError",
+    "Pipeline",
+    "ProcessResult",
+    "RecordIdError",
+    "TimestampError",
+    "__version__",
+]

@@ -1,0 +1,220 @@
+"""Pipeline: built from JSON and TOML config, run over JSON Lines bytes."""
+
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+import edgepipe
+from edgepipe import (
+    ConfigError,
+    EdgepipeError,
+    InvalidJsonError,
+    LineError,
+    Pipeline,
+    ProcessResult,
+)
+
+CONFIG = {
+    "transforms": [
+        {"type": "add_metadata", "metadata": {"site": "factory-1"}},
+        {"type": "validate_schema", "fields": {"temperature": "number"}},
+        {"type": "rename_fields", "mapping": {"temperature": "temp_c"}},
+    ]
+}
+
+CONFIG_TOML = """
+[[transforms]]
+type = "add_metadata"
+metadata = { site = "factory-1" }
+
+[[transforms]]
+type = "validate_schema"
+fields = { temperature = "number" }
+
+[[transforms]]
+type = "rename_fields"
+mapping = { temperature = "temp_c" }
+"""
+
+STAGES = ["add_metadata", "validate_schema", "rename_fields"]
+
+
+def record(record_id: str, **payload: object) -> bytes:
+    """One input line in the seed's `DataRecord.to_dict()` shape."""
+    return json.dumps(
+        {
+            "record_id": record_id,
+            "device_id": "dev-0001",
+            "timestamp": "2026-01-01T00:00:00.100Z",
+            "data_type": "sensors",
+            "payload": payload,
+        }
+    ).encode()
+
+
+def jsonl(*lines: bytes) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
+
+
+def lines_of(data: bytes) -> list:
+    return [json.loads(line) for line in data.splitlines()]
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline.from_json(json.dumps(CONFIG))
+
+
+def test_from_json_runs_records_through_every_stage(pipeline: Pipeline) -> None:
+    result = pipeline.process_jsonl(jsonl(record("r1", temperature=22.87, humidity=50.3)))
+
+    assert isinstance(result, ProcessResult)
+    assert result.records == (
+        b'{"record_id":"r1","device_id":"dev-0001","timestamp":"2026-01-01T00:00:00.100Z",'
+        b'"data_type":"sensors","payload":{"temp_c":22.87,"humidity":50.3},'
+        b'"metadata":{"site":"factory-1"}}\n'
+    )
+    assert result.quarantine == b""
+    assert result.errors == []
+    assert len(pipeline) == 3
+
+
+def test_from_toml_builds_the_same_pipeline(pipeline: Pipeline) -> None:
+    from_toml = Pipeline.from_toml(CONFIG_TOML)
+    data = jsonl(record("r1", temperature=1.5), record("r2", temperature="hot"))
+
+    assert [stage["name"] for stage in from_toml.stats()] == STAGES
+    expected = pipeline.process_jsonl(data)
+    actual = from_toml.process_jsonl(data)
+    assert (actual.records, actual.quarantine) == (expected.records, expected.quarantine)
+
+
+@pytest.mark.parametrize(
+    ("build", "config"),
+    [
+        (
+            Pipeline.from_json,
+            '{"transforms": [{"type": "rename_fields", "mapingg": {"a": "b"}}]}',
+        ),
+        (
+            Pipeline.from_toml,
+            '[[transforms]]\ntype = "rename_fields"\nmapingg = { a = "b" }\n',
+        ),
+    ],
+    ids=["json", "toml"],
+)
+def test_bad_config_raises_config_error_naming_the_key(build, config: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build(config)
+
+    message = str(raised.value)
+    assert "transforms[0]" in message
+    assert "mapingg" in message
+    assert isinstance(raised.value, EdgepipeError)
+
+
+def test_unknown_transform_type_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no_such_transform"):
+        Pipeline.from_json('{"transforms": [{"type": "no_such_transform"}]}')
+
+
+def test_quarantine_holds_the_record_and_the_reason(pipeline: Pipeline) -> None:
+    result = pipeline.process_jsonl(
+        jsonl(
+            record("r1", temperature=20.5),
+            record("r2", temperature="broken"),
+            record("r3", temperature=-4),
+        )
+    )
+
+    assert [line["record_id"] for line in lines_of(result.records)] == ["r1", "r3"]
+    [quarantined] = lines_of(result.quarantine)
+    assert quarantined["stage"] == "validate_schema"
+    assert quarantined["stage_index"] == 1
+    assert quarantined["reason"]["code"] == "schema.wrong_type"
+    assert quarantined["reason"]["field"] == "temperature"
+    assert quarantined["record"]["record_id"] == "r2"
+    assert quarantined["record"]["payload"] == {"temperature": "broken"}
+    assert quarantined["record"]["metadata"] == {"site": "factory-1"}
+
+
+def test_stats_count_every_stage_and_add_up_across_batches(pipeline: Pipeline) -> None:
+    batch = jsonl(record("r1", temperature=20.5), record("r2", temperature="broken"))
+    pipeline.process_jsonl(batch)
+    pipeline.process_jsonl(batch)
+
+    assert pipeline.stats() == [
+        {"name": "add_metadata", "records_in": 4, "records_out": 4, "dropped": 0, "quarantined": 0},
+        {"name": "validate_schema", "records_in": 4, "records_out": 2, "dropped": 0, "quarantined": 2},
+        {"name": "rename_fields", "records_in": 2, "records_out": 2, "dropped": 0, "quarantined": 0},
+    ]
+
+
+def test_bad_lines_are_reported_and_the_batch_goes_on(pipeline: Pipeline) -> None:
+    data = jsonl(
+        record("r1", temperature=1.0),
+        b"{not json",
+        b"",
+        record("r2", temperature=2.0).replace(b'"dev-0001"', b"5"),
+        record("r3", temperature=3.0),
+    )
+
+    result = pipeline.process_jsonl(data)
+
+    assert [line["record_id"] for line in lines_of(result.records)] == ["r1", "r3"]
+    assert [error.line for error in result.errors] == [2, 4]
+    for error in result.errors:
+        assert isinstance(error, LineError)
+        assert error.error_type is InvalidJsonError
+        assert error.message.startswith(f"line {error.line}: invalid record JSON")
+    assert "device_id" in result.errors[1].message
+    assert pipeline.stats()[0]["records_in"] == 2
+
+
+def test_empty_input_gives_empty_outputs(pipeline: Pipeline) -> None:
+    result = pipeline.process_jsonl(b"")
+    assert (result.records, result.quarantine, result.errors) == (b"", b"", [])
+
+
+def test_input_must_be_bytes(pipeline: Pipeline) -> None:
+    with pytest.raises(TypeError):
+        pipeline.process_jsonl(record("r1", temperature=1.0).decode())  # type: ignore[arg-type]
+
+
+def test_one_pipeline_shared_by_threads_counts_every_record(pipeline: Pipeline) -> None:
+    batch = jsonl(*(record(f"r{index}", temperature=float(index)) for index in range(200)))
+    failures: list = []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                assert len(lines_of(pipeline.process_jsonl(batch).records)) == 200
+        except BaseException as error:  # reported below, on the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert pipeline.stats()[0]["records_in"] == 4 * 10 * 200
+
+
+def test_reprs_say_what_they_hold(pipeline: Pipeline) -> None:
+    result = pipeline.process_jsonl(jsonl(b"{"))
+    assert repr(pipeline) == 'Pipeline(["add_metadata", "validate_schema", "rename_fields"])'
+    assert repr(result) == "ProcessResult(records=<0 bytes>, quarantine=<0 bytes>, errors=<1 lines>)"
+    assert repr(result.errors[0]).startswith("LineError(line=1, error_type=InvalidJsonError, ")
+
+
+def test_version_matches_the_workspace() -> None:
+    cargo_toml = (Path(__file__).parents[2] / "Cargo.toml").read_text()
+    package = cargo_toml.split("[workspace.package]", 1)[1]
+    version = re.search(r'^version = "([^"]+)"', package, re.MULTILINE)
+    assert version is not None
+    assert edgepipe.__version__ == version.group(1)
