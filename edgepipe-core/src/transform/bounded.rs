@@ -59,6 +59,20 @@ impl<K: Hash + Eq, V> BoundedMap<K, V> {
     }
 }
 
+/// Writes an unambiguous key for one series into `out`: each part but the last is
+/// prefixed by its length, so no choice of ids can make two series collide.
+pub(crate) fn series_key(out: &mut String, device_id: &str, data_type: &str, field: &str) {
+    let mut digits = itoa::Buffer::new();
+    out.clear();
+    out.push_str(digits.format(device_id.len()));
+    out.push(':');
+    out.push_str(device_id);
+    out.push_str(digits.format(data_type.len()));
+    out.push(':');
+    out.push_str(data_type);
+    out.push_str(field);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,8 @@
 use serde_json::Value;
 
 use super::{
-    Pipeline, Transform, add_metadata, computed_field, convert_units, deadband, dedup, enrich,
-    filter_fields, forward_if, mask_fields, rename_fields, validate_schema,
+    Pipeline, Transform, add_metadata, anomaly, computed_field, convert_units, deadband, dedup,
+    enrich, filter_fields, forward_if, mask_fields, rename_fields, validate_schema,
 };
 use crate::error::{Error, Result};
 use crate::window::WindowConfig;
@@ -71,6 +71,8 @@ pub enum TransformConfig {
     Enrich(enrich::Config),
     /// See [`super::ConvertUnits`].
     ConvertUnits(convert_units::Config),
+    /// See [`super::Anomaly`].
+    Anomaly(anomaly::Config),
 }
 
 /// Every transform `type`, in the order of the guide.
@@ -86,6 +88,7 @@ pub const TRANSFORM_TYPES: &[&str] = &[
     "dedup",
     "enrich",
     "convert_units",
+    "anomaly",
 ];
 
 /// Reads `T` from `value`, naming the offending key below `key` on error.
@@ -117,6 +120,7 @@ impl TransformConfig {
             "dedup" => TransformConfig::Dedup(read(key, table)?),
             "enrich" => TransformConfig::Enrich(read(key, table)?),
             "convert_units" => TransformConfig::ConvertUnits(read(key, table)?),
+            "anomaly" => TransformConfig::Anomaly(read(key, table)?),
             other => {
                 return Err(Error::config(
                     format!("{key}.type"),
@@ -143,6 +147,7 @@ impl TransformConfig {
             TransformConfig::Dedup(config) => Box::new(config.build(key)?),
             TransformConfig::Enrich(config) => Box::new(config.build(key)?),
             TransformConfig::ConvertUnits(config) => Box::new(config.build(key)?),
+            TransformConfig::Anomaly(config) => Box::new(config.build(key)?),
         })
     }
 }

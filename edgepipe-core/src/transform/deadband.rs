@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::bounded::BoundedMap;
+use super::bounded::{BoundedMap, series_key};
+
 use super::{Transform, Verdict};
 use crate::error::{Error, Result};
 use crate::record::{DataRecord, Timestamp, Value};
@@ -243,20 +244,6 @@ impl SeriesState {
             }
         }
     }
-}
-
-/// Writes an unambiguous key for one series into `out`: each part but the last is
-/// prefixed by its length, so no choice of ids can make two series collide.
-fn series_key(out: &mut String, device_id: &str, data_type: &str, field: &str) {
-    let mut digits = itoa::Buffer::new();
-    out.clear();
-    out.push_str(digits.format(device_id.len()));
-    out.push(':');
-    out.push_str(device_id);
-    out.push_str(digits.format(data_type.len()));
-    out.push(':');
-    out.push_str(data_type);
-    out.push_str(field);
 }
 
 /// Whether `current` differs from `last` enough to be forwarded.

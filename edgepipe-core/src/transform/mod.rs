@@ -20,6 +20,7 @@
 //! | `dedup`                  | [`Dedup`]                     | seed 002/003|
 //! | `enrich`                 | [`Enrich`]                    | seed 002    |
 //! | `convert_units`          | [`ConvertUnits`]              | seed 002    |
+//! | `anomaly`                | [`Anomaly`]                   | seed 002    |
 //!
 //! Pipelines are built in Rust or from a JSON/TOML [`PipelineConfig`].
 
@@ -28,6 +29,7 @@ mod config;
 mod pipeline;
 
 mod add_metadata;
+mod anomaly;
 mod computed_field;
 mod convert_units;
 mod deadband;
@@ -40,6 +42,7 @@ mod rename_fields;
 mod validate_schema;
 
 pub use add_metadata::AddMetadata;
+pub use anomaly::{Anomaly, AnomalyMethod};
 pub use computed_field::{ComputedField, Expression, OnMissing};
 pub(crate) use config::read as read_config;
 pub use config::{PipelineConfig, TransformConfig};
