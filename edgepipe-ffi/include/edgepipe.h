@@ -76,6 +76,26 @@ typedef enum edgepipe_status {
    */
   EDGEPIPE_STATUS_INVALID_RECORD_ID = 204,
   /**
+   * A batch's payload did not match its sha256; nothing was parsed.
+   */
+  EDGEPIPE_STATUS_CHECKSUM_MISMATCH = 205,
+  /**
+   * A batch passed a decoder limit (compressed size, decompressed size or records).
+   */
+  EDGEPIPE_STATUS_LIMIT_EXCEEDED = 206,
+  /**
+   * A compressed stream, batch payload or envelope could not be read.
+   */
+  EDGEPIPE_STATUS_CORRUPT_DATA = 207,
+  /**
+   * A codec, compression or format version this build does not support.
+   */
+  EDGEPIPE_STATUS_UNSUPPORTED = 208,
+  /**
+   * A saved window state could not be restored.
+   */
+  EDGEPIPE_STATUS_INVALID_SNAPSHOT = 209,
+  /**
    * A pipeline or transform configuration was refused; the message names the key.
    */
   EDGEPIPE_STATUS_CONFIG = 300,

@@ -45,6 +45,16 @@ pub enum edgepipe_status {
     NonFiniteFloat = 203,
     /// A record id was not in the expected form.
     InvalidRecordId = 204,
+    /// A batch's payload did not match its sha256; nothing was parsed.
+    ChecksumMismatch = 205,
+    /// A batch passed a decoder limit (compressed size, decompressed size or records).
+    LimitExceeded = 206,
+    /// A compressed stream, batch payload or envelope could not be read.
+    CorruptData = 207,
+    /// A codec, compression or format version this build does not support.
+    Unsupported = 208,
+    /// A saved window state could not be restored.
+    InvalidSnapshot = 209,
 
     /// A pipeline or transform configuration was refused; the message names the key.
     Config = 300,
@@ -68,7 +78,16 @@ impl edgepipe_status {
             Error::InvalidTimestamp { .. } => edgepipe_status::InvalidTimestamp,
             Error::NonFiniteFloat { .. } => edgepipe_status::NonFiniteFloat,
             Error::InvalidRecordId { .. } => edgepipe_status::InvalidRecordId,
-            Error::Config { .. } => edgepipe_status::Config,
+            Error::ChecksumMismatch { .. } => edgepipe_status::ChecksumMismatch,
+            Error::CompressedTooLarge { .. }
+            | Error::DecompressedTooLarge { .. }
+            | Error::TooManyRecords { .. } => edgepipe_status::LimitExceeded,
+            Error::CorruptCompression { .. }
+            | Error::CorruptBatch { .. }
+            | Error::CorruptEnvelope { .. } => edgepipe_status::CorruptData,
+            Error::Unsupported { .. } => edgepipe_status::Unsupported,
+            Error::Snapshot { .. } => edgepipe_status::InvalidSnapshot,
+            Error::Config { .. } | Error::InvalidBatchOption { .. } => edgepipe_status::Config,
             Error::Io { .. } => edgepipe_status::Io,
             // `Error` is #[non_exhaustive]: a new kind needs a new code above.
             _ => edgepipe_status::Internal,
@@ -173,5 +192,16 @@ mod tests {
         assert_eq!(edgepipe_status::of(&json), edgepipe_status::InvalidJson);
         let io = Error::io("reading x", std::io::Error::other("disk on fire"));
         assert_eq!(edgepipe_status::of(&io), edgepipe_status::Io);
+        let bomb = Error::DecompressedTooLarge { limit: 1 };
+        assert_eq!(edgepipe_status::of(&bomb), edgepipe_status::LimitExceeded);
+        let corrupt = Error::CorruptEnvelope {
+            reason: "short".into(),
+        };
+        assert_eq!(edgepipe_status::of(&corrupt), edgepipe_status::CorruptData);
+        let option = Error::InvalidBatchOption {
+            option: "max_records",
+            reason: "zero".into(),
+        };
+        assert_eq!(edgepipe_status::of(&option), edgepipe_status::Config);
     }
 }

@@ -7,7 +7,12 @@
 //! ├── TimestampError          Error::InvalidTimestamp
 //! ├── NonFiniteFloatError     Error::NonFiniteFloat
 //! ├── RecordIdError           Error::InvalidRecordId
-//! ├── ConfigError             Error::Config
+//! ├── ChecksumError           Error::ChecksumMismatch
+//! ├── LimitExceededError      Error::CompressedTooLarge, DecompressedTooLarge, TooManyRecords
+//! ├── CorruptDataError        Error::CorruptCompression, CorruptBatch, CorruptEnvelope
+//! ├── UnsupportedError        Error::Unsupported
+//! ├── SnapshotError           Error::Snapshot
+//! ├── ConfigError             Error::Config, InvalidBatchOption
 //! └── IoError                 Error::Io
 //! ```
 //!
@@ -57,6 +62,36 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     edgepipe,
+    ChecksumError,
+    EdgepipeError,
+    "A batch's payload did not match its sha256; nothing was parsed."
+);
+pyo3::create_exception!(
+    edgepipe,
+    LimitExceededError,
+    EdgepipeError,
+    "A batch passed a decoder limit: compressed size, decompressed size or records."
+);
+pyo3::create_exception!(
+    edgepipe,
+    CorruptDataError,
+    EdgepipeError,
+    "A compressed stream, batch payload or batch envelope that cannot be read."
+);
+pyo3::create_exception!(
+    edgepipe,
+    UnsupportedError,
+    EdgepipeError,
+    "A codec, compression or format version this build does not support."
+);
+pyo3::create_exception!(
+    edgepipe,
+    SnapshotError,
+    EdgepipeError,
+    "A saved window state that cannot be restored."
+);
+pyo3::create_exception!(
+    edgepipe,
     ConfigError,
     EdgepipeError,
     "A pipeline or transform configuration that cannot be used; the message names the key."
@@ -76,7 +111,16 @@ pub(crate) fn exception_type<'py>(py: Python<'py>, error: &Error) -> Bound<'py, 
         Error::InvalidTimestamp { .. } => py.get_type::<TimestampError>(),
         Error::NonFiniteFloat { .. } => py.get_type::<NonFiniteFloatError>(),
         Error::InvalidRecordId { .. } => py.get_type::<RecordIdError>(),
-        Error::Config { .. } => py.get_type::<ConfigError>(),
+        Error::ChecksumMismatch { .. } => py.get_type::<ChecksumError>(),
+        Error::CompressedTooLarge { .. }
+        | Error::DecompressedTooLarge { .. }
+        | Error::TooManyRecords { .. } => py.get_type::<LimitExceededError>(),
+        Error::CorruptCompression { .. }
+        | Error::CorruptBatch { .. }
+        | Error::CorruptEnvelope { .. } => py.get_type::<CorruptDataError>(),
+        Error::Unsupported { .. } => py.get_type::<UnsupportedError>(),
+        Error::Snapshot { .. } => py.get_type::<SnapshotError>(),
+        Error::Config { .. } | Error::InvalidBatchOption { .. } => py.get_type::<ConfigError>(),
         Error::Io { .. } => py.get_type::<IoError>(),
         _ => py.get_type::<EdgepipeError>(),
     }
@@ -122,6 +166,22 @@ mod tests {
                 "reading devices.json",
                 std::io::Error::other("disk on fire"),
             ),
+            Error::ChecksumMismatch {
+                expected: "00".into(),
+                actual: "ff".into(),
+            },
+            Error::DecompressedTooLarge { limit: 1 },
+            Error::CorruptBatch {
+                codec: "columnar",
+                reason: "truncated".into(),
+            },
+            Error::Unsupported {
+                what: "codec",
+                name: "xml".into(),
+            },
+            Error::Snapshot {
+                message: "wrong format".into(),
+            },
         ]
     }
 

@@ -22,8 +22,9 @@ use pyo3::prelude::*;
 mod _edgepipe {
     #[pymodule_export]
     use crate::error::{
-        ConfigError, EdgepipeError, InvalidJsonError, IoError, LineTooLongError,
-        NonFiniteFloatError, RecordIdError, TimestampError,
+        ChecksumError, ConfigError, CorruptDataError, EdgepipeError, InvalidJsonError, IoError,
+        LimitExceededError, LineTooLongError, NonFiniteFloatError, RecordIdError, SnapshotError,
+        TimestampError, UnsupportedError,
     };
     #[pymodule_export]
     use crate::transform::{LineError, ProcessResult, PyPipeline};

@@ -15,31 +15,41 @@ Every error edgepipe raises is an EdgepipeError; each kind has its own subclass.
 """
 
 from ._edgepipe import (
+    ChecksumError,
     ConfigError,
+    CorruptDataError,
     EdgepipeError,
     InvalidJsonError,
     IoError,
+    LimitExceededError,
     LineError,
     LineTooLongError,
     NonFiniteFloatError,
     Pipeline,
     ProcessResult,
     RecordIdError,
+    SnapshotError,
     TimestampError,
+    UnsupportedError,
     __version__,
 )
 
 __all__ = [
+    "ChecksumError",
     "ConfigError",
+    "CorruptDataError",
     "EdgepipeError",
     "InvalidJsonError",
     "IoError",
+    "LimitExceededError",
     "LineError",
     "LineTooLongError",
     "NonFiniteFloatError",
     "Pipeline",
     "ProcessResult",
     "RecordIdError",
+    "SnapshotError",
     "TimestampError",
+    "UnsupportedError",
     "__version__",
 ]
