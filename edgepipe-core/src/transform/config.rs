@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::{
     Pipeline, Transform, add_metadata, anomaly, computed_field, convert_units, deadband, dedup,
-    enrich, filter_fields, forward_if, mask_fields, rename_fields, validate_schema,
+    enrich, filter_fields, forward_if, mask_fields, rename_fields, rolling, validate_schema,
 };
 use crate::error::{Error, Result};
 use crate::window::WindowConfig;
@@ -73,6 +73,8 @@ pub enum TransformConfig {
     ConvertUnits(convert_units::Config),
     /// See [`super::Anomaly`].
     Anomaly(anomaly::Config),
+    /// See [`super::Rolling`].
+    Rolling(rolling::Config),
 }
 
 /// Every transform `type`, in the order of the guide.
@@ -89,6 +91,7 @@ pub const TRANSFORM_TYPES: &[&str] = &[
     "enrich",
     "convert_units",
     "anomaly",
+    "rolling",
 ];
 
 /// Reads `T` from `value`, naming the offending key below `key` on error.
@@ -121,6 +124,7 @@ impl TransformConfig {
             "enrich" => TransformConfig::Enrich(read(key, table)?),
             "convert_units" => TransformConfig::ConvertUnits(read(key, table)?),
             "anomaly" => TransformConfig::Anomaly(read(key, table)?),
+            "rolling" => TransformConfig::Rolling(read(key, table)?),
             other => {
                 return Err(Error::config(
                     format!("{key}.type"),
@@ -148,6 +152,7 @@ impl TransformConfig {
             TransformConfig::Enrich(config) => Box::new(config.build(key)?),
             TransformConfig::ConvertUnits(config) => Box::new(config.build(key)?),
             TransformConfig::Anomaly(config) => Box::new(config.build(key)?),
+            TransformConfig::Rolling(config) => Box::new(config.build(key)?),
         })
     }
 }

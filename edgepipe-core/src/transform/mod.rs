@@ -21,6 +21,7 @@
 //! | `enrich`                 | [`Enrich`]                    | seed 002    |
 //! | `convert_units`          | [`ConvertUnits`]              | seed 002    |
 //! | `anomaly`                | [`Anomaly`]                   | seed 002    |
+//! | `rolling`                | [`Rolling`]                   | seed 001    |
 //!
 //! Pipelines are built in Rust or from a JSON/TOML [`PipelineConfig`].
 
@@ -39,6 +40,7 @@ mod filter_fields;
 mod forward_if;
 mod mask_fields;
 mod rename_fields;
+mod rolling;
 mod validate_schema;
 
 pub use add_metadata::AddMetadata;
@@ -55,6 +57,7 @@ pub use forward_if::{Comparison, ForwardIf};
 pub use mask_fields::MaskFields;
 pub use pipeline::{JsonlOutput, Outcome, Pipeline, PipelineOutput, Quarantined, StageStats};
 pub use rename_fields::RenameFields;
+pub use rolling::{Rolling, RollingAggregate, RollingWindow};
 pub use validate_schema::{FieldRule, FieldType, ValidateSchema};
 
 use std::fmt;
