@@ -41,6 +41,12 @@ impl Value {
         }
     }
 
+    /// The value as a float, for numbers that are finite: what numeric
+    /// transforms (anomaly, rolling) take, skipping NaN and infinities.
+    pub fn as_finite_f64(&self) -> Option<f64> {
+        self.as_f64().filter(|number| number.is_finite())
+    }
+
     /// The string inside a [`Value::String`].
     pub fn as_str(&self) -> Option<&str> {
         match self {

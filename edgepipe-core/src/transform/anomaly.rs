@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use serde::Deserialize;
 
-use super::bounded::{BoundedMap, series_key};
+use super::bounded::SeriesMap;
 
 use super::{OnFailure, Reason, Transform, Verdict};
 use crate::error::{Error, Result};
@@ -108,11 +108,7 @@ pub struct Anomaly {
     method: AnomalyMethod,
     min_samples: usize,
     on_anomaly: OnFailure,
-    max_series: usize,
-    /// Keyed by [`series_key`]; one entry per series.
-    series: BoundedMap<String, Series>,
-    /// Reused to build series keys without allocating per record.
-    key: String,
+    series: SeriesMap<Series>,
 }
 
 #[derive(Debug)]
@@ -232,9 +228,7 @@ impl Anomaly {
             method,
             min_samples: DEFAULT_MIN_SAMPLES,
             on_anomaly: OnFailure::Keep,
-            max_series: DEFAULT_MAX_SERIES,
-            series: BoundedMap::new(DEFAULT_MAX_SERIES),
-            key: String::new(),
+            series: SeriesMap::new(DEFAULT_MAX_SERIES),
         })
     }
 
@@ -257,8 +251,7 @@ impl Anomaly {
     /// baseline (or a cleared alarm). Clears what was remembered so far.
     pub fn max_series(mut self, max_series: usize) -> Self {
         let max_series = max_series.max(2);
-        self.max_series = max_series;
-        self.series = BoundedMap::new(max_series);
+        self.series = SeriesMap::new(max_series);
         self
     }
 
@@ -266,29 +259,27 @@ impl Anomaly {
     pub fn tracked_series(&self) -> usize {
         self.series.len()
     }
+}
 
-    /// Judges `x` against the series in `self.key`, then adds it.
-    fn judge(&mut self, x: f64) -> Judgement {
-        let method = &self.method;
-        let min_samples = self.min_samples;
-        if self.series.get_mut(self.key.as_str()).is_none() {
-            let fresh = match method {
-                AnomalyMethod::ZScore { window, .. } => {
-                    Series::Window(VecDeque::with_capacity((*window).min(1024)))
-                }
-                AnomalyMethod::Ewma { .. } => Series::Ewma {
-                    count: 0,
-                    mean: 0.0,
-                    variance: 0.0,
-                },
-                AnomalyMethod::Threshold { .. } => Series::Alarm(Alarm::Clear),
-            };
-            self.series.insert(self.key.clone(), fresh);
+impl AnomalyMethod {
+    /// The state a new series starts with.
+    fn fresh_series(&self) -> Series {
+        match self {
+            AnomalyMethod::ZScore { window, .. } => {
+                Series::Window(VecDeque::with_capacity((*window).min(1024)))
+            }
+            AnomalyMethod::Ewma { .. } => Series::Ewma {
+                count: 0,
+                mean: 0.0,
+                variance: 0.0,
+            },
+            AnomalyMethod::Threshold { .. } => Series::Alarm(Alarm::Clear),
         }
-        let Some(series) = self.series.get_mut(self.key.as_str()) else {
-            // Unreachable: just inserted. Judge nothing rather than panic.
-            return Judgement::unjudged();
-        };
+    }
+
+    /// Judges `x` against one series' state, then adds it.
+    fn judge(&self, min_samples: usize, series: &mut Series, x: f64) -> Judgement {
+        let method = self;
         match (method, series) {
             (AnomalyMethod::ZScore { window, threshold }, Series::Window(history)) => {
                 let judgement = if history.len() >= min_samples.min(*window) {
@@ -450,23 +441,19 @@ impl Transform for Anomaly {
         let mut first_flagged: Option<usize> = None;
         let mut rules: Vec<String> = Vec::new();
         for index in 0..self.fields.len() {
-            let x = match record.payload.get(&self.fields[index]) {
-                Some(value @ (Value::Int(_) | Value::UInt(_) | Value::Float(_))) => {
-                    match value.as_f64() {
-                        Some(x) if x.is_finite() => x,
-                        _ => continue,
-                    }
-                }
-                _ => continue,
-            };
-            series_key(
-                &mut self.key,
-                &record.device_id,
-                &record.data_type,
-                &self.fields[index],
-            );
-            let judgement = self.judge(x);
             let field = &self.fields[index];
+            let Some(x) = record.payload.get(field).and_then(Value::as_finite_f64) else {
+                continue;
+            };
+            let method = &self.method;
+            let fresh = || method.fresh_series();
+            let Some(series) =
+                self.series
+                    .get_or_insert_with(&record.device_id, &record.data_type, field, fresh)
+            else {
+                continue;
+            };
+            let judgement = method.judge(self.min_samples, series, x);
             record
                 .payload
                 .insert(format!("{field}.anomaly"), Value::Bool(judgement.flagged));
@@ -916,7 +903,7 @@ mod tests {
         );
         assert_eq!(anomaly.min_samples, 5);
         assert_eq!(anomaly.on_anomaly, OnFailure::Quarantine);
-        assert_eq!(anomaly.max_series, 1000);
+        assert_eq!(anomaly.series.capacity(), 1000);
         let defaults: Config =
             serde_json::from_str(r#"{"fields": ["t"], "method": "ewma"}"#).unwrap();
         let anomaly = defaults.build("t").unwrap();

@@ -15,7 +15,7 @@ use std::hash::Hash;
 pub(crate) struct BoundedMap<K, V> {
     young: HashMap<K, V>,
     old: HashMap<K, V>,
-    generation_size: usize,
+    capacity: usize,
 }
 
 impl<K: Hash + Eq, V> BoundedMap<K, V> {
@@ -24,8 +24,14 @@ impl<K: Hash + Eq, V> BoundedMap<K, V> {
         BoundedMap {
             young: HashMap::new(),
             old: HashMap::new(),
-            generation_size: (capacity / 2).max(1),
+            capacity: capacity.max(2),
         }
+    }
+
+    /// The bound on entries held.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -52,16 +58,74 @@ impl<K: Hash + Eq, V> BoundedMap<K, V> {
     }
 
     fn insert_young(&mut self, key: K, value: V) {
-        if self.young.len() >= self.generation_size && !self.young.contains_key(&key) {
+        if self.young.len() >= self.capacity / 2 && !self.young.contains_key(&key) {
             self.old = std::mem::take(&mut self.young);
         }
         self.young.insert(key, value);
     }
 }
 
+/// Per-series state of a transform, one entry per `(device_id, data_type,
+/// field)`, bounded like [`BoundedMap`]. Keys are built in a reused buffer, so a
+/// lookup allocates nothing; only a new series allocates its key.
+#[derive(Debug)]
+pub(crate) struct SeriesMap<V> {
+    map: BoundedMap<String, V>,
+    key: String,
+}
+
+impl<V> SeriesMap<V> {
+    /// At most `capacity` series (at least 2).
+    pub(crate) fn new(capacity: usize) -> Self {
+        SeriesMap {
+            map: BoundedMap::new(capacity),
+            key: String::new(),
+        }
+    }
+
+    /// The bound on series held.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.map.capacity()
+    }
+
+    /// Series held now.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The state of one series, if it is held.
+    pub(crate) fn get_mut(
+        &mut self,
+        device_id: &str,
+        data_type: &str,
+        field: &str,
+    ) -> Option<&mut V> {
+        series_key(&mut self.key, device_id, data_type, field);
+        self.map.get_mut(self.key.as_str())
+    }
+
+    /// The state of one series, made by `fresh` when it is not held. `None` only
+    /// if the entry vanished between insert and lookup, which the map never does;
+    /// callers treat it as "no state" rather than panic.
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        device_id: &str,
+        data_type: &str,
+        field: &str,
+        fresh: impl FnOnce() -> V,
+    ) -> Option<&mut V> {
+        series_key(&mut self.key, device_id, data_type, field);
+        if self.map.get_mut(self.key.as_str()).is_none() {
+            self.map.insert(self.key.clone(), fresh());
+        }
+        self.map.get_mut(self.key.as_str())
+    }
+}
+
 /// Writes an unambiguous key for one series into `out`: each part but the last is
 /// prefixed by its length, so no choice of ids can make two series collide.
-pub(crate) fn series_key(out: &mut String, device_id: &str, data_type: &str, field: &str) {
+fn series_key(out: &mut String, device_id: &str, data_type: &str, field: &str) {
     let mut digits = itoa::Buffer::new();
     out.clear();
     out.push_str(digits.format(device_id.len()));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::bounded::{BoundedMap, series_key};
+use super::bounded::SeriesMap;
 
 use super::{Transform, Verdict};
 use crate::error::{Error, Result};
@@ -68,11 +68,7 @@ struct SeriesState {
     absolute: Option<f64>,
     relative: Option<f64>,
     heartbeat_nanos: Option<i64>,
-    max_series: usize,
-    /// Keyed by [`series_key`]; one entry per series.
-    series: BoundedMap<String, LastForwarded>,
-    /// Reused to build series keys without allocating per record.
-    key: String,
+    series: SeriesMap<LastForwarded>,
 }
 
 #[derive(Debug)]
@@ -114,9 +110,7 @@ impl Deadband {
                 absolute,
                 relative,
                 heartbeat_nanos: None,
-                max_series: DEFAULT_MAX_SERIES,
-                series: BoundedMap::new(DEFAULT_MAX_SERIES),
-                key: String::new(),
+                series: SeriesMap::new(DEFAULT_MAX_SERIES),
             },
         })
     }
@@ -144,9 +138,7 @@ impl Deadband {
     /// recently seen ones first (approximately). A forgotten series forwards its
     /// next reading. Clears what was remembered so far.
     pub fn max_series(mut self, max_series: usize) -> Self {
-        let max_series = max_series.max(2);
-        self.state.max_series = max_series;
-        self.state.series = BoundedMap::new(max_series);
+        self.state.series = SeriesMap::new(max_series);
         self
     }
 
@@ -202,8 +194,10 @@ impl SeriesState {
         let mut any = false;
         for (field, value) in present {
             any = true;
-            series_key(&mut self.key, &record.device_id, &record.data_type, field);
-            let Some(last) = self.series.get_mut(self.key.as_str()) else {
+            let Some(last) = self
+                .series
+                .get_mut(&record.device_id, &record.data_type, field)
+            else {
                 return Some(true);
             };
             if let Some(heartbeat) = self.heartbeat_nanos
@@ -228,19 +222,16 @@ impl SeriesState {
         present: impl Iterator<Item = (&'a str, &'a Value)>,
     ) {
         for (field, value) in present {
-            series_key(&mut self.key, &record.device_id, &record.data_type, field);
-            match self.series.get_mut(self.key.as_str()) {
-                Some(last) => {
-                    last.value.clone_from(value);
-                    last.timestamp = record.timestamp;
-                }
-                None => self.series.insert(
-                    self.key.clone(),
-                    LastForwarded {
-                        value: value.clone(),
-                        timestamp: record.timestamp,
-                    },
-                ),
+            let fresh = || LastForwarded {
+                value: Value::Null,
+                timestamp: record.timestamp,
+            };
+            if let Some(last) =
+                self.series
+                    .get_or_insert_with(&record.device_id, &record.data_type, field, fresh)
+            {
+                last.value.clone_from(value);
+                last.timestamp = record.timestamp;
             }
         }
     }
@@ -552,7 +543,7 @@ mod tests {
         assert_eq!(deadband.state.absolute, Some(0.5));
         assert_eq!(deadband.state.relative, Some(0.01));
         assert_eq!(deadband.state.heartbeat_nanos, Some(300_000_000_000));
-        assert_eq!(deadband.state.max_series, 1000);
+        assert_eq!(deadband.state.series.capacity(), 1000);
 
         let error = |json: &str| {
             serde_json::from_str::<Config>(json)

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use serde::Deserialize;
 
-use super::bounded::{BoundedMap, series_key};
+use super::bounded::SeriesMap;
 
 use super::{Transform, Verdict};
 use crate::error::{Error, Result};
@@ -105,11 +105,7 @@ pub struct Rolling {
     window_nanos: i128,
     aggregates: Vec<RollingAggregate>,
     max_readings: usize,
-    max_series: usize,
-    /// Keyed by [`series_key`]; one entry per series.
-    series: BoundedMap<String, Series>,
-    /// Reused to build series keys without allocating per record.
-    key: String,
+    series: SeriesMap<Series>,
 }
 
 #[derive(Debug)]
@@ -175,9 +171,7 @@ impl Rolling {
             window_nanos,
             aggregates: vec![RollingAggregate::Mean],
             max_readings: DEFAULT_MAX_READINGS,
-            max_series: DEFAULT_MAX_SERIES,
-            series: BoundedMap::new(DEFAULT_MAX_SERIES),
-            key: String::new(),
+            series: SeriesMap::new(DEFAULT_MAX_SERIES),
         })
     }
 
@@ -208,8 +202,7 @@ impl Rolling {
     /// empty window. Clears what was remembered so far.
     pub fn max_series(mut self, max_series: usize) -> Self {
         let max_series = max_series.max(2);
-        self.max_series = max_series;
-        self.series = BoundedMap::new(max_series);
+        self.series = SeriesMap::new(max_series);
         self
     }
 
@@ -218,37 +211,43 @@ impl Rolling {
         self.series.len()
     }
 
-    /// Adds `(timestamp, x)` to the series in `self.key`; returns its window.
-    fn push(&mut self, timestamp: i64, x: f64) -> Option<&VecDeque<(i64, f64)>> {
-        if self.series.get_mut(self.key.as_str()).is_none() {
-            let capacity = match self.window {
-                RollingWindow::Last(n) => n,
-                RollingWindow::LastSeconds(_) => self.max_readings,
-            };
-            let fresh = Series {
-                readings: VecDeque::with_capacity(capacity.min(64)),
-                newest: timestamp,
-            };
-            self.series.insert(self.key.clone(), fresh);
-        }
-        let series = self.series.get_mut(self.key.as_str())?;
-        series.newest = series.newest.max(timestamp);
-        series.readings.push_back((timestamp, x));
-        let bound = match self.window {
+    /// Readings a series keeps at most.
+    fn bound(&self) -> usize {
+        match self.window {
             RollingWindow::Last(n) => n,
-            RollingWindow::LastSeconds(_) => {
-                let newest = i128::from(series.newest);
-                let window_nanos = self.window_nanos;
-                series
-                    .readings
-                    .retain(|(at, _)| newest - i128::from(*at) < window_nanos);
-                self.max_readings
-            }
-        };
-        while series.readings.len() > bound {
-            series.readings.pop_front();
+            RollingWindow::LastSeconds(_) => self.max_readings,
         }
-        Some(&series.readings)
+    }
+}
+
+impl Series {
+    fn new(bound: usize, timestamp: i64) -> Self {
+        Series {
+            readings: VecDeque::with_capacity(bound.min(64)),
+            newest: timestamp,
+        }
+    }
+
+    /// Adds `(timestamp, x)`, trims to the window (`window_nanos` for a time
+    /// window, `None` for a count window) and `bound`, and returns the window.
+    fn push(
+        &mut self,
+        window_nanos: Option<i128>,
+        bound: usize,
+        timestamp: i64,
+        x: f64,
+    ) -> &VecDeque<(i64, f64)> {
+        self.newest = self.newest.max(timestamp);
+        self.readings.push_back((timestamp, x));
+        if let Some(window_nanos) = window_nanos {
+            let newest = i128::from(self.newest);
+            self.readings
+                .retain(|(at, _)| newest - i128::from(*at) < window_nanos);
+        }
+        while self.readings.len() > bound {
+            self.readings.pop_front();
+        }
+        &self.readings
     }
 }
 
@@ -309,25 +308,25 @@ impl Transform for Rolling {
     fn apply(&mut self, record: &mut DataRecord) -> Verdict {
         let timestamp = record.timestamp.unix_nanos();
         for index in 0..self.fields.len() {
-            let x = match record.payload.get(&self.fields[index]) {
-                Some(value @ (Value::Int(_) | Value::UInt(_) | Value::Float(_))) => {
-                    match value.as_f64() {
-                        Some(x) if x.is_finite() => x,
-                        _ => continue,
-                    }
-                }
-                _ => continue,
-            };
-            series_key(
-                &mut self.key,
-                &record.device_id,
-                &record.data_type,
-                &self.fields[index],
-            );
-            let Some(summary) = self.push(timestamp, x).and_then(summarize) else {
+            let field = &self.fields[index];
+            let Some(x) = record.payload.get(field).and_then(Value::as_finite_f64) else {
                 continue;
             };
-            let field = &self.fields[index];
+            let bound = self.bound();
+            let window_nanos = match self.window {
+                RollingWindow::Last(_) => None,
+                RollingWindow::LastSeconds(_) => Some(self.window_nanos),
+            };
+            let fresh = || Series::new(bound, timestamp);
+            let Some(series) =
+                self.series
+                    .get_or_insert_with(&record.device_id, &record.data_type, field, fresh)
+            else {
+                continue;
+            };
+            let Some(summary) = summarize(series.push(window_nanos, bound, timestamp, x)) else {
+                continue;
+            };
             for aggregate in &self.aggregates {
                 let value = match aggregate {
                     RollingAggregate::Count => {
@@ -650,13 +649,13 @@ mod tests {
             [RollingAggregate::Rms, RollingAggregate::Count]
         );
         assert_eq!(rolling.max_readings, 50);
-        assert_eq!(rolling.max_series, 1000);
+        assert_eq!(rolling.series.capacity(), 1000);
         let defaults: Config = serde_json::from_str(r#"{"fields": ["t"], "last": 10}"#).unwrap();
         let rolling = defaults.build("t").unwrap();
         assert_eq!(rolling.window, RollingWindow::Last(10));
         assert_eq!(rolling.aggregates, [RollingAggregate::Mean]);
         assert_eq!(rolling.max_readings, DEFAULT_MAX_READINGS);
-        assert_eq!(rolling.max_series, DEFAULT_MAX_SERIES);
+        assert_eq!(rolling.series.capacity(), DEFAULT_MAX_SERIES);
 
         let error = |json: &str| {
             serde_json::from_str::<Config>(json)
