@@ -153,6 +153,27 @@ pub enum Error {
         message: String,
     },
 
+    /// The queue cannot take an entry without breaking its byte bound (under
+    /// [`FullPolicy::Reject`](crate::queue::FullPolicy::Reject), or when what would
+    /// have to be dropped is in flight), or the disk under it is full. Nothing was
+    /// written: retry later, shed or aggregate.
+    #[error("queue full ({limit_bytes} byte limit): {reason}")]
+    QueueFull {
+        /// The queue's `max_bytes`, 0 when unbounded.
+        limit_bytes: u64,
+        /// Why this entry does not fit.
+        reason: String,
+    },
+
+    /// An ack or nack for an entry the queue does not hold as live.
+    #[error("queue entry {id} cannot be acked or nacked: {reason}")]
+    UnknownEntry {
+        /// The id passed in.
+        id: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
     /// An operating-system I/O failure, with what edgepipe was doing at the time.
     #[error("{context}: {source}")]
     Io {

@@ -12,9 +12,11 @@
 //!    mergeable aggregates, emitted as ordinary records;
 //! 4. [`batch`]: records split into batches, encoded (JSON, JSON Lines, msgpack or
 //!    the columnar time-series codec), compressed and checksummed, with a
-//!    deterministic batch id, and decoded within limits.
+//!    deterministic batch id, and decoded within limits;
+//! 5. [`queue`]: the store-and-forward [`Queue`](queue::Queue) that holds batches
+//!    until the cloud acknowledges them, in memory or durable on disk.
 //!
-//! The durable queue, delivery and cloud ingestion follow as modules of their own.
+//! Delivery and cloud ingestion follow as modules of their own.
 //!
 //! ```
 //! use edgepipe_core::record::json::parse_jsonl;
@@ -44,6 +46,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod queue;
 pub mod record;
 pub mod transform;
 pub mod window;
