@@ -14,9 +14,10 @@
 //!    the columnar time-series codec), compressed and checksummed, with a
 //!    deterministic batch id, and decoded within limits;
 //! 5. [`queue`]: the store-and-forward [`Queue`](queue::Queue) that holds batches
-//!    until the cloud acknowledges them, in memory or durable on disk.
+//!    until the cloud acknowledges them, in memory or durable on disk;
+//! 6. [`deliver`]: retry policy, circuit breaker and the sinks batches are sent to.
 //!
-//! Delivery and cloud ingestion follow as modules of their own.
+//! Cloud ingestion follows as a module of its own.
 //!
 //! ```
 //! use edgepipe_core::record::json::parse_jsonl;
@@ -45,6 +46,7 @@
 //! ```
 
 pub mod batch;
+pub mod deliver;
 pub mod error;
 pub mod queue;
 pub mod record;

@@ -56,6 +56,11 @@ typedef enum edgepipe_status {
    */
   EDGEPIPE_STATUS_BUFFER_TOO_SMALL = 103,
   /**
+   * An ack or nack named a queue entry that is not held (already acked, dropped,
+   * expired or dead-lettered).
+   */
+  EDGEPIPE_STATUS_UNKNOWN_ENTRY = 104,
+  /**
    * A record could not be read from JSON.
    */
   EDGEPIPE_STATUS_INVALID_JSON = 200,
@@ -95,6 +100,11 @@ typedef enum edgepipe_status {
    * A saved window state could not be restored.
    */
   EDGEPIPE_STATUS_INVALID_SNAPSHOT = 209,
+  /**
+   * The queue cannot take the entry within its byte bound, or the disk is full;
+   * nothing was written. Back off, shed or aggregate.
+   */
+  EDGEPIPE_STATUS_QUEUE_FULL = 210,
   /**
    * A pipeline or transform configuration was refused; the message names the key.
    */

@@ -34,6 +34,9 @@ pub enum edgepipe_status {
     IndexOutOfRange = 102,
     /// A caller's buffer was too small; what fitted was written.
     BufferTooSmall = 103,
+    /// An ack or nack named a queue entry that is not held (already acked, dropped,
+    /// expired or dead-lettered).
+    UnknownEntry = 104,
 
     /// A record could not be read from JSON.
     InvalidJson = 200,
@@ -55,6 +58,9 @@ pub enum edgepipe_status {
     Unsupported = 208,
     /// A saved window state could not be restored.
     InvalidSnapshot = 209,
+    /// The queue cannot take the entry within its byte bound, or the disk is full;
+    /// nothing was written. Back off, shed or aggregate.
+    QueueFull = 210,
 
     /// A pipeline or transform configuration was refused; the message names the key.
     Config = 300,
@@ -87,6 +93,8 @@ impl edgepipe_status {
             | Error::CorruptEnvelope { .. } => edgepipe_status::CorruptData,
             Error::Unsupported { .. } => edgepipe_status::Unsupported,
             Error::Snapshot { .. } => edgepipe_status::InvalidSnapshot,
+            Error::QueueFull { .. } => edgepipe_status::QueueFull,
+            Error::UnknownEntry { .. } => edgepipe_status::UnknownEntry,
             Error::Config { .. } | Error::InvalidBatchOption { .. } => edgepipe_status::Config,
             Error::Io { .. } => edgepipe_status::Io,
             // `Error` is #[non_exhaustive]: a new kind needs a new code above.

@@ -12,6 +12,8 @@
 //! ├── CorruptDataError        Error::CorruptCompression, CorruptBatch, CorruptEnvelope
 //! ├── UnsupportedError        Error::Unsupported
 //! ├── SnapshotError           Error::Snapshot
+//! ├── QueueFullError          Error::QueueFull
+//! ├── UnknownEntryError       Error::UnknownEntry
 //! ├── ConfigError             Error::Config, InvalidBatchOption
 //! └── IoError                 Error::Io
 //! ```
@@ -92,6 +94,18 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     edgepipe,
+    QueueFullError,
+    EdgepipeError,
+    "The queue cannot take the entry within its byte bound (or the disk is full); nothing was written."
+);
+pyo3::create_exception!(
+    edgepipe,
+    UnknownEntryError,
+    EdgepipeError,
+    "An ack or nack for a queue entry that is not held (already acked, dropped, expired or dead)."
+);
+pyo3::create_exception!(
+    edgepipe,
     ConfigError,
     EdgepipeError,
     "A pipeline or transform configuration that cannot be used; the message names the key."
@@ -120,6 +134,8 @@ pub(crate) fn exception_type<'py>(py: Python<'py>, error: &Error) -> Bound<'py, 
         | Error::CorruptEnvelope { .. } => py.get_type::<CorruptDataError>(),
         Error::Unsupported { .. } => py.get_type::<UnsupportedError>(),
         Error::Snapshot { .. } => py.get_type::<SnapshotError>(),
+        Error::QueueFull { .. } => py.get_type::<QueueFullError>(),
+        Error::UnknownEntry { .. } => py.get_type::<UnknownEntryError>(),
         Error::Config { .. } | Error::InvalidBatchOption { .. } => py.get_type::<ConfigError>(),
         Error::Io { .. } => py.get_type::<IoError>(),
         _ => py.get_type::<EdgepipeError>(),
@@ -181,6 +197,14 @@ mod tests {
             },
             Error::Snapshot {
                 message: "wrong format".into(),
+            },
+            Error::QueueFull {
+                limit_bytes: 1024,
+                reason: "full".into(),
+            },
+            Error::UnknownEntry {
+                id: 7,
+                reason: "already acked",
             },
         ]
     }

@@ -23,8 +23,8 @@ mod _edgepipe {
     #[pymodule_export]
     use crate::error::{
         ChecksumError, ConfigError, CorruptDataError, EdgepipeError, InvalidJsonError, IoError,
-        LimitExceededError, LineTooLongError, NonFiniteFloatError, RecordIdError, SnapshotError,
-        TimestampError, UnsupportedError,
+        LimitExceededError, LineTooLongError, NonFiniteFloatError, QueueFullError, RecordIdError,
+        SnapshotError, TimestampError, UnknownEntryError, UnsupportedError,
     };
     #[pymodule_export]
     use crate::transform::{LineError, ProcessResult, PyPipeline};

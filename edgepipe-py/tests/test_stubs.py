@@ -166,7 +166,7 @@ def test_every_exception_is_an_edgepipe_error() -> None:
     exceptions = [
         node for node in STUB_CLASSES.values() if base_names(node) in (["Exception"], ["EdgepipeError"])
     ]
-    assert len(exceptions) == 13
+    assert len(exceptions) == 15
     for node in exceptions:
         assert issubclass(getattr(_edgepipe, node.name), edgepipe.EdgepipeError)
 

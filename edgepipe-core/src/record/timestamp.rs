@@ -7,7 +7,7 @@
 //! calendar arithmetic it needs is a few lines.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 
@@ -56,6 +56,20 @@ impl Timestamp {
     /// Nanoseconds since the Unix epoch.
     pub const fn unix_nanos(self) -> i64 {
         self.nanos
+    }
+
+    /// This time plus `duration`, clamped at the latest representable time.
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        let nanos = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+        Timestamp {
+            nanos: self.nanos.saturating_add(nanos),
+        }
+    }
+
+    /// The time elapsed from `earlier` to this time; zero when `earlier` is later.
+    pub fn duration_since(self, earlier: Timestamp) -> Duration {
+        let nanos = self.nanos.saturating_sub(earlier.nanos).max(0);
+        Duration::from_nanos(nanos as u64)
     }
 
     /// Milliseconds since the Unix epoch, rounded towards negative infinity.

@@ -27,9 +27,11 @@ from ._edgepipe import (
     NonFiniteFloatError,
     Pipeline,
     ProcessResult,
+    QueueFullError,
     RecordIdError,
     SnapshotError,
     TimestampError,
+    UnknownEntryError,
     UnsupportedError,
     __version__,
 )
@@ -47,9 +49,11 @@ __all__ = [
     "NonFiniteFloatError",
     "Pipeline",
     "ProcessResult",
+    "QueueFullError",
     "RecordIdError",
     "SnapshotError",
     "TimestampError",
+    "UnknownEntryError",
     "UnsupportedError",
     "__version__",
 ]

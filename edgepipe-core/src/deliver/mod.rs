@@ -1,0 +1,17 @@
+//! Stage 6: getting queued batches to the cloud.
+//!
+//! - [`retry`]: [`RetryPolicy`] (exponential backoff with full jitter, the
+//!   receiver's `Retry-After` as a floor), [`SendFailure`] (retryable or
+//!   permanent, classified from HTTP statuses as the seed's protocol answers), and
+//!   the [`CircuitBreaker`] that stops calling an endpoint that keeps failing;
+//! - [`sink`]: the [`Sink`] trait every destination implements, and the
+//!   [`DirectorySink`] for offline export.
+//!
+//! The delivery worker that drains a [`Queue`](crate::queue::Queue) into a sink,
+//! and the network sinks, are being built on these.
+
+pub mod retry;
+pub mod sink;
+
+pub use retry::{CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after};
+pub use sink::{Delivered, DirectorySink, Sink, file_name_part};
