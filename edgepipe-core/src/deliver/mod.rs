@@ -5,13 +5,17 @@
 //!   permanent, classified from HTTP statuses as the seed's protocol answers), and
 //!   the [`CircuitBreaker`] that stops calling an endpoint that keeps failing;
 //! - [`sink`]: the [`Sink`] trait every destination implements, and the
-//!   [`DirectorySink`] for offline export.
+//!   [`DirectorySink`] for offline export;
+//! - [`worker`]: [`Delivery`], the loop that drains a [`Queue`](crate::queue::Queue)
+//!   into a sink and acks only what the sink confirmed, and [`DeliveryWorker`],
+//!   that loop on a thread of its own.
 //!
-//! The delivery worker that drains a [`Queue`](crate::queue::Queue) into a sink,
-//! and the network sinks, are being built on these.
+//! Network sinks (HTTP, MQTT) build on these.
 
 pub mod retry;
 pub mod sink;
+pub mod worker;
 
 pub use retry::{CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after};
 pub use sink::{Delivered, DirectorySink, Sink, file_name_part};
+pub use worker::{Delivery, DeliveryMetrics, DeliveryOptions, DeliveryWorker, Step};

@@ -16,6 +16,14 @@ pub enum SendFailure {
         /// The receiver asked not to be called again before this much time.
         retry_after: Option<Duration>,
     },
+    /// The receiver could not be reached at all: connection refused or reset, DNS,
+    /// TLS, or no answer before the timeout. Retried like `Retryable`; when it is
+    /// the answer to the circuit breaker's probe, the batch is handed back to the
+    /// queue without counting an attempt, so a long outage cannot dead-letter it.
+    Unreachable {
+        /// What happened, for logs and metrics.
+        reason: String,
+    },
     /// Trying again cannot help (any other 4xx: a bad key, a batch the receiver
     /// refuses): the batch is dead-lettered with the reason at once.
     Permanent {
@@ -30,6 +38,13 @@ impl SendFailure {
         SendFailure::Retryable {
             reason: reason.into(),
             retry_after: None,
+        }
+    }
+
+    /// An unreachable receiver.
+    pub fn unreachable(reason: impl Into<String>) -> Self {
+        SendFailure::Unreachable {
+            reason: reason.into(),
         }
     }
 
@@ -71,7 +86,9 @@ impl SendFailure {
     /// What happened.
     pub fn reason(&self) -> &str {
         match self {
-            SendFailure::Retryable { reason, .. } | SendFailure::Permanent { reason } => reason,
+            SendFailure::Retryable { reason, .. }
+            | SendFailure::Unreachable { reason }
+            | SendFailure::Permanent { reason } => reason,
         }
     }
 }

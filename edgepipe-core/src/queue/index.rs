@@ -282,6 +282,26 @@ impl<H: Clone> QueueIndex<H> {
         })
     }
 
+    /// The outcome of dead-lettering `id` at once.
+    pub fn dead_letter_outcome(&self, id: EntryId) -> Result<NackOutcome> {
+        self.check_live(id)?;
+        Ok(NackOutcome::DeadLettered {
+            attempts: self.slots[&id].attempts.saturating_add(1),
+        })
+    }
+
+    /// Puts an in-flight entry back to ready without counting an attempt.
+    pub fn release(&mut self, id: EntryId) -> Result<()> {
+        self.check_live(id)?;
+        let slot = self.slots.get_mut(&id).expect("checked live");
+        if slot.state == State::InFlight {
+            slot.state = State::Ready;
+            let source = slot.meta.source_id.clone();
+            self.add_candidate(id, &source);
+        }
+        Ok(())
+    }
+
     /// Applies a nack whose outcome [`nack_outcome`](Self::nack_outcome) gave.
     pub fn apply_nack(&mut self, id: EntryId, outcome: NackOutcome) {
         let Some(slot) = self.slots.get_mut(&id) else {

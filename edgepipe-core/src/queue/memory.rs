@@ -115,6 +115,21 @@ impl Queue for MemoryQueue {
         Ok(outcome)
     }
 
+    fn release(&self, id: EntryId) -> Result<()> {
+        self.index().release(id)
+    }
+
+    fn dead_letter(&self, id: EntryId) -> Result<u32> {
+        let mut index = self.index();
+        let outcome = index.dead_letter_outcome(id)?;
+        index.apply_nack(id, outcome);
+        match outcome {
+            NackOutcome::DeadLettered { attempts } | NackOutcome::Retry { attempts, .. } => {
+                Ok(attempts)
+            }
+        }
+    }
+
     fn expire(&self, now: Timestamp) -> Result<u64> {
         let mut index = self.index();
         let expired = index.expired_ids(now);

@@ -209,6 +209,15 @@ pub trait Queue: Send + Sync {
     /// dead-letter it after [`QueueOptions::max_attempts`] attempts.
     fn nack(&self, id: EntryId, retry_at: Timestamp) -> Result<NackOutcome>;
 
+    /// Hands an in-flight entry back without counting an attempt (a consumer that
+    /// stops before sending it, or an endpoint found unreachable by a probe): it is
+    /// ready again at once, in its place.
+    fn release(&self, id: EntryId) -> Result<()>;
+
+    /// Dead-letters the entry now, whatever its attempt count (a permanent failure:
+    /// retrying cannot help); returns its attempts, this one included.
+    fn dead_letter(&self, id: EntryId) -> Result<u32>;
+
     /// Expires every entry whose TTL has passed at `now`; returns how many.
     fn expire(&self, now: Timestamp) -> Result<u64>;
 
