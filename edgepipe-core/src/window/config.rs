@@ -68,9 +68,10 @@ pub enum LatePolicy {
     /// Put it, unchanged, on the late output and count it in `late_routed`.
     Output,
     /// Add it to the emitted window and emit the window again as revision n+1
-    /// (same key but the revision); tumbling and hopping windows only, within
-    /// `revision_horizon_seconds`. Sessions and count windows route late
-    /// readings to the late output instead.
+    /// (same key but the revision), within `revision_horizon_seconds`. A
+    /// reading that bridges emitted sessions merges them into the earliest;
+    /// the others are emitted once more, empty, as `merged` (see the guide).
+    /// Count windows have no late readings, so nothing changes for them.
     Revise,
 }
 
@@ -158,6 +159,12 @@ pub struct WindowConfig {
     /// Payload fields to aggregate; every numeric field (bools as 0/1) when absent.
     #[serde(default)]
     pub fields: Option<Vec<String>>,
+    /// Make each aggregated field its own series, `(device_id, data_type, field)`,
+    /// with its own watermark, idle timeout, sessions and count windows, and one
+    /// aggregate record per field and window. Default false: one series per
+    /// `(device_id, data_type)` holding every field.
+    #[serde(default)]
+    pub series_per_field: bool,
     /// Aggregates of every field (default `count`, `min`, `max`, `mean`).
     #[serde(default = "default_aggregates")]
     pub aggregates: Vec<String>,
@@ -204,6 +211,7 @@ impl Default for WindowConfig {
             late: LatePolicy::Drop,
             revision_horizon_seconds: None,
             fields: None,
+            series_per_field: false,
             aggregates: default_aggregates(),
             rules: BTreeMap::new(),
             output_data_type: default_output_data_type(),
@@ -234,6 +242,7 @@ pub(crate) struct Settings {
     pub(crate) late: LatePolicy,
     pub(crate) revision_horizon: i64,
     pub(crate) fields: Option<Vec<CompactString>>,
+    pub(crate) series_per_field: bool,
     pub(crate) aggregates: Vec<OutputAggregate>,
     pub(crate) rules: Vec<(CompactString, Vec<OutputAggregate>)>,
     pub(crate) output_data_type: String,
@@ -343,6 +352,12 @@ impl WindowConfig {
             count: Some(count),
             ..WindowConfig::default()
         }
+    }
+
+    /// Makes each aggregated field its own series (`series_per_field`).
+    pub fn with_series_per_field(mut self, per_field: bool) -> Self {
+        self.series_per_field = per_field;
+        self
     }
 
     /// Parses a JSON document (the `window` table on its own).
@@ -505,6 +520,7 @@ impl WindowConfig {
             late: self.late,
             revision_horizon,
             fields,
+            series_per_field: self.series_per_field,
             aggregates: default_aggregates,
             rules,
             output_data_type: self.output_data_type.clone(),
