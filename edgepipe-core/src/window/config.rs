@@ -75,6 +75,19 @@ pub enum LatePolicy {
     Revise,
 }
 
+/// What a window stage reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// Readings: every numeric payload field is a value (the default).
+    #[default]
+    Readings,
+    /// Aggregate records of a finer window stage that ran with `emit_state`:
+    /// their `{field}.state.*` fields are merged into coarser windows (hourly
+    /// from 10-second aggregates, daily from hourly). Tumbling and hopping only.
+    Aggregates,
+}
+
 /// The window kind's config name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,6 +178,14 @@ pub struct WindowConfig {
     /// `(device_id, data_type)` holding every field.
     #[serde(default)]
     pub series_per_field: bool,
+    /// `readings` (default) or `aggregates`: aggregate records carrying their
+    /// state (`emit_state`), merged into coarser windows.
+    #[serde(default)]
+    pub input: InputKind,
+    /// Add each field's mergeable state (`{field}.state.*`) to the aggregate
+    /// records, so that a stage with `input = "aggregates"` can roll them up.
+    #[serde(default)]
+    pub emit_state: bool,
     /// Aggregates of every field (default `count`, `min`, `max`, `mean`).
     #[serde(default = "default_aggregates")]
     pub aggregates: Vec<String>,
@@ -212,6 +233,8 @@ impl Default for WindowConfig {
             revision_horizon_seconds: None,
             fields: None,
             series_per_field: false,
+            input: InputKind::Readings,
+            emit_state: false,
             aggregates: default_aggregates(),
             rules: BTreeMap::new(),
             output_data_type: default_output_data_type(),
@@ -243,6 +266,8 @@ pub(crate) struct Settings {
     pub(crate) revision_horizon: i64,
     pub(crate) fields: Option<Vec<CompactString>>,
     pub(crate) series_per_field: bool,
+    pub(crate) input_aggregates: bool,
+    pub(crate) emit_state: bool,
     pub(crate) aggregates: Vec<OutputAggregate>,
     pub(crate) rules: Vec<(CompactString, Vec<OutputAggregate>)>,
     pub(crate) output_data_type: String,
@@ -357,6 +382,18 @@ impl WindowConfig {
     /// Makes each aggregated field its own series (`series_per_field`).
     pub fn with_series_per_field(mut self, per_field: bool) -> Self {
         self.series_per_field = per_field;
+        self
+    }
+
+    /// Sets what the stage reads (`input`).
+    pub fn with_input(mut self, input: InputKind) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Adds each field's mergeable state to the aggregate records (`emit_state`).
+    pub fn with_emit_state(mut self, emit_state: bool) -> Self {
+        self.emit_state = emit_state;
         self
     }
 
@@ -512,6 +549,12 @@ impl WindowConfig {
                 "must hold at least the windows one reading belongs to (size / hop)",
             ));
         }
+        if self.input == InputKind::Aggregates && !kind.is_time_aligned() {
+            return Err(Error::config(
+                at("input"),
+                "aggregates roll up into tumbling or hopping windows only",
+            ));
+        }
         Ok(Settings {
             kind,
             processing_time: self.time == TimeMode::Processing,
@@ -521,6 +564,8 @@ impl WindowConfig {
             revision_horizon,
             fields,
             series_per_field: self.series_per_field,
+            input_aggregates: self.input == InputKind::Aggregates,
+            emit_state: self.emit_state,
             aggregates: default_aggregates,
             rules,
             output_data_type: self.output_data_type.clone(),

@@ -28,8 +28,8 @@ mod stage;
 pub use aggregate::{Aggregate, FieldState};
 pub use assigner::WindowKind;
 pub use config::{
-    DEFAULT_MAX_FIELDS, DEFAULT_MAX_SERIES, DEFAULT_MAX_WINDOWS_PER_SERIES, KindName, LatePolicy,
-    TimeMode, WindowConfig,
+    DEFAULT_MAX_FIELDS, DEFAULT_MAX_SERIES, DEFAULT_MAX_WINDOWS_PER_SERIES, InputKind, KindName,
+    LatePolicy, TimeMode, WindowConfig,
 };
 pub use operator::{
     Rejected, SNAPSHOT_FORMAT, WindowOperator, WindowOutput, WindowSnapshot, WindowStats,

@@ -264,6 +264,8 @@ pub struct WindowOperator {
     /// not aggregated (valid values are finite, so NaN is free as a marker).
     /// Reused so that classifying a record allocates nothing.
     values: Vec<f64>,
+    /// The field states of an aggregate record (`input = "aggregates"`).
+    states: Vec<(CompactString, FieldState)>,
     clock: Option<i64>,
     stream_time: Option<i64>,
     /// What evicted series leave behind, so that forgetting a series can never
@@ -373,6 +375,7 @@ impl WindowOperator {
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             values: Vec::new(),
+            states: Vec::new(),
             clock: None,
             stream_time: None,
             forgotten: Forgotten::default(),
@@ -438,6 +441,9 @@ impl WindowOperator {
             );
         }
 
+        if settings.input_aggregates {
+            return self.push_aggregate(record, time, out);
+        }
         let mut valid = 0usize;
         let mut first_bad: Option<(&'static str, &str)> = None;
         self.values.clear();
@@ -500,14 +506,14 @@ impl WindowOperator {
                 if self.values.get(position).is_none_or(|value| value.is_nan()) {
                     continue;
                 }
-                let slot = self.series_slot(record, Some(name), out);
-                let placed = self.place_in(slot, record, time, Some(position), out);
+                let slot = self.series_slot(record, &record.data_type, Some(name), out);
+                let placed = self.place_in(slot, record, time, Some(position), 1, out);
                 late |= placed.late;
                 aggregated |= placed.aggregated;
             }
         } else {
-            let slot = self.series_slot(record, None, out);
-            let placed = self.place_in(slot, record, time, None, out);
+            let slot = self.series_slot(record, &record.data_type, None, out);
+            let placed = self.place_in(slot, record, time, None, 1, out);
             late = placed.late;
             aggregated = placed.aggregated;
         }
@@ -522,39 +528,143 @@ impl WindowOperator {
         }
     }
 
+    /// An aggregate record of a finer stage (`input = "aggregates"`): its
+    /// field states are merged into the coarser windows of its start.
+    fn push_aggregate(&mut self, record: &DataRecord, time: i64, out: &mut WindowOutput) {
+        // A revision repeats readings an earlier emission already brought.
+        if record
+            .metadata
+            .get("window.revision")
+            .is_some_and(|revision| revision != "0")
+        {
+            let message = "a revision would count its window's readings twice";
+            return self.reject(
+                record,
+                Reason::record("window.revision_input", message),
+                out,
+            );
+        }
+        self.states.clear();
+        for name in record.payload.keys() {
+            let Some(field) = name.strip_suffix(".state.count") else {
+                continue;
+            };
+            if let Some(fields) = &self.settings.fields
+                && !fields.iter().any(|known| known == field)
+            {
+                continue;
+            }
+            match FieldState::read_state(field, &record.payload, self.settings.sketch_max_bins) {
+                Ok(state) => self.states.push((CompactString::from(field), state)),
+                Err(message) => {
+                    let reason = Reason::field("window.bad_state", field, message);
+                    return self.reject(record, reason, out);
+                }
+            }
+        }
+        if self.states.is_empty() {
+            let message = "no `{field}.state.count`: not an aggregate record with its state";
+            return self.reject(record, Reason::record("window.no_state", message), out);
+        }
+        let in_range = match self.settings.kind {
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
+                time.checked_sub(size).is_some() && time.checked_add(size).is_some()
+            }
+            _ => true,
+        };
+        if !in_range {
+            let message = format!(
+                "the window of {} does not fit the time range",
+                record.timestamp
+            );
+            return self.reject(
+                record,
+                Reason::record("window.timestamp_out_of_range", message),
+                out,
+            );
+        }
+        // The finer stage's series: its data type, not the aggregates' own.
+        let data_type = record
+            .metadata
+            .get("window.data_type")
+            .map_or(record.data_type.as_str(), |data_type| data_type.as_str());
+        let readings = record
+            .metadata
+            .get("window.readings")
+            .and_then(|readings| readings.parse::<u64>().ok());
+        let mut late = false;
+        let mut aggregated = false;
+        if self.settings.series_per_field {
+            for position in 0..self.states.len() {
+                let field = self.states.get(position).map(|(field, _)| field.clone());
+                let slot = self.series_slot(record, data_type, field.as_deref(), out);
+                let readings = self
+                    .states
+                    .get(position)
+                    .map_or(0, |(_, state)| state.count());
+                let placed = self.place_in(slot, record, time, Some(position), readings, out);
+                late |= placed.late;
+                aggregated |= placed.aggregated;
+            }
+        } else {
+            let slot = self.series_slot(record, data_type, None, out);
+            let readings = readings.unwrap_or_else(|| {
+                self.states
+                    .iter()
+                    .map(|(_, state)| state.count())
+                    .max()
+                    .unwrap_or(0)
+            });
+            let placed = self.place_in(slot, record, time, None, readings, out);
+            late = placed.late;
+            aggregated = placed.aggregated;
+        }
+        if aggregated {
+            self.stats.records_aggregated += 1;
+        }
+        self.stream_time = Some(self.stream_time.map_or(time, |newest| newest.max(time)));
+        if late && self.settings.late != LatePolicy::Drop {
+            out.late.push(record.clone());
+        }
+    }
+
     /// The slot of the record's series (its `field`'s with a series per
     /// field), created when new, after making room if at `max_series`.
     #[inline]
     fn series_slot(
         &mut self,
         record: &DataRecord,
+        data_type: &str,
         field: Option<&str>,
         out: &mut WindowOutput,
     ) -> usize {
-        let hash = series_hash(&self.hasher, &record.device_id, &record.data_type, field);
+        let hash = series_hash(&self.hasher, &record.device_id, data_type, field);
         let series = &self.series;
         if let Some(&slot) = self.index.find(hash, |&slot| {
             series
                 .get(slot as usize)
-                .is_some_and(|series| series.ident.is(&record.device_id, &record.data_type, field))
+                .is_some_and(|series| series.ident.is(&record.device_id, data_type, field))
         }) {
             return slot as usize;
         }
         if self.series.len() >= self.settings.max_series {
             self.make_room(out);
         }
+        // A finer stage's `window.*` keys describe its windows, not this one's.
+        let rollup = self.settings.input_aggregates;
         let ident = Ident {
             device_id: record.device_id.clone(),
-            data_type: record.data_type.clone(),
+            data_type: data_type.into(),
             output_data_type: self
                 .settings
                 .output_data_type
-                .replace("{data_type}", &record.data_type)
+                .replace("{data_type}", data_type)
                 .into(),
             field: field.map(CompactString::from),
             metadata: record
                 .metadata
                 .iter()
+                .filter(|(key, _)| !(rollup && key.starts_with("window.")))
                 .map(|(key, value)| (CompactString::from(key), value.clone()))
                 .collect(),
         };
@@ -638,12 +748,14 @@ impl WindowOperator {
         record: &DataRecord,
         time: i64,
         only: Option<usize>,
+        readings: u64,
         out: &mut WindowOutput,
     ) -> Placed {
         let WindowOperator {
             settings,
             series,
             values,
+            states,
             clock,
             stats,
             ..
@@ -659,7 +771,9 @@ impl WindowOperator {
             stats,
             out,
             values,
+            states,
             only,
+            readings,
         };
         let placed = state.place(series, record, time);
         if placed.late {
@@ -685,7 +799,9 @@ impl WindowOperator {
             stats: &mut self.stats,
             out,
             values: &[],
+            states: &[],
             only: None,
+            readings: 0,
         };
         for series in &mut self.series {
             if state.settings.processing_time {
@@ -711,7 +827,9 @@ impl WindowOperator {
             stats: &mut self.stats,
             out,
             values: &[],
+            states: &[],
             only: None,
+            readings: 0,
         };
         for series in &mut self.series {
             state.close_all(series, closed_by::FLUSH);
@@ -752,7 +870,9 @@ impl WindowOperator {
                 stats: &mut self.stats,
                 out,
                 values: &[],
+                states: &[],
                 only: None,
+                readings: 0,
             };
             let open = series.open.len() as u64;
             state.close_all(&mut series, closed_by::EVICTED);
@@ -911,8 +1031,13 @@ struct State<'a> {
     out: &'a mut WindowOutput,
     /// The record's values by payload position (NaN: not aggregated).
     values: &'a [f64],
-    /// With a series per field: the one payload position this series takes.
+    /// The field states of an aggregate record (`input = "aggregates"`).
+    states: &'a [(CompactString, FieldState)],
+    /// With a series per field: the one position (in `values` or `states`)
+    /// this series takes.
     only: Option<usize>,
+    /// Readings the record stands for: 1, or a finer window's readings.
+    readings: u64,
 }
 
 /// What placing a reading in its series did.
@@ -1257,7 +1382,10 @@ impl State<'_> {
     #[inline]
     fn add(&mut self, window: &mut Window, record: &DataRecord, time: i64) {
         let settings = self.settings;
-        window.readings = window.readings.saturating_add(1);
+        window.readings = window.readings.saturating_add(self.readings);
+        if !self.states.is_empty() {
+            return self.merge_states(window);
+        }
         for (position, ((name, _), &number)) in record.payload.iter().zip(self.values).enumerate() {
             if number.is_nan() || self.only.is_some_and(|only| only != position) {
                 continue;
@@ -1286,6 +1414,28 @@ impl State<'_> {
                         FieldState::new(number, time, sketch),
                     ));
                 }
+            }
+            self.stats.values_aggregated += 1;
+        }
+    }
+
+    /// Merges the record's field states into `window` (`input = "aggregates"`).
+    fn merge_states(&mut self, window: &mut Window) {
+        for (position, (name, state)) in self.states.iter().enumerate() {
+            if self.only.is_some_and(|only| only != position) {
+                continue;
+            }
+            match window.fields.iter().position(|(known, _)| known == name) {
+                Some(slot) => {
+                    if let Some((_, mine)) = window.fields.get_mut(slot) {
+                        mine.merge(state);
+                    }
+                }
+                None if window.fields.len() >= self.settings.max_fields => {
+                    self.stats.fields_over_limit += 1;
+                    continue;
+                }
+                None => window.fields.push((name.clone(), state.clone())),
             }
             self.stats.values_aggregated += 1;
         }
@@ -1446,6 +1596,9 @@ fn aggregate_record(
             };
             payload.insert(name.as_str(), value);
         }
+        if settings.emit_state {
+            state.write_state(field, &mut payload);
+        }
     }
     let mut metadata = Metadata::with_capacity(ident.metadata.len() + 6);
     for (key, value) in &ident.metadata {
@@ -1468,6 +1621,10 @@ fn aggregate_record(
     }
     if let Some(field) = &ident.field {
         metadata.insert("window.field", field.clone());
+    }
+    if settings.emit_state {
+        // The series' own data type, which a rollup keeps (see `push_aggregate`).
+        metadata.insert("window.data_type", ident.data_type.clone());
     }
     metadata.insert("window.closed_by", reason.into());
     DataRecord {
