@@ -394,11 +394,16 @@ fn drive(
     for &(device, step_ms, value, tick) in steps {
         let index = usize::from(device);
         position[index] += step_ms;
-        let record = temp(
+        let mut record = temp(
             &format!("d{device}"),
             position[index] as f64 / 1000.0,
             value,
         );
+        // A second field now and then: with a series per field it has its own
+        // watermark and windows.
+        if tick {
+            record.payload.insert("humidity", Value::Float(value * 0.5));
+        }
         operator.push(&record, out);
         if tick {
             let now = T0 + position.iter().max().copied().unwrap_or(0) * 1_000_000;
@@ -416,6 +421,7 @@ proptest! {
         split in 0usize..150,
         kind in 0usize..4,
         late in prop_oneof![Just(LatePolicy::Drop), Just(LatePolicy::Output), Just(LatePolicy::Revise)],
+        per_field in any::<bool>(),
     ) {
         let base = [
             WindowConfig::tumbling(2.0),
@@ -429,6 +435,7 @@ proptest! {
             late,
             max_series: 3,
             aggregates: ["count", "mean", "stddev", "first", "last", "p90"].map(String::from).to_vec(),
+            series_per_field: per_field,
             ..base
         };
         let split = split.min(steps.len());
@@ -574,4 +581,174 @@ fn rollup_rules_choose_aggregates_per_metric() {
     assert_eq!(number(record, "cpu.mean"), Some(20.0));
     assert_eq!(number(record, "temperature.max"), Some(55.0));
     assert_eq!(number(record, "anomaly.sum"), Some(2.0));
+}
+
+#[test]
+fn a_series_per_field_has_its_own_watermark_and_aggregate_records() {
+    let mut operator = WindowConfig::tumbling(10.0)
+        .with_series_per_field(true)
+        .build()
+        .unwrap();
+    let mut out = WindowOutput::new();
+    let both = |seconds: f64, t: f64, h: f64| {
+        reading(
+            "d",
+            seconds,
+            &[
+                ("temperature", Value::Float(t)),
+                ("humidity", Value::Float(h)),
+            ],
+        )
+    };
+    operator.push(&both(1.0, 20.0, 40.0), &mut out);
+    operator.push(&temp("d", 2.0, 22.0), &mut out);
+    // Only temperature moves on: its window closes, humidity's stays open.
+    operator.push(&temp("d", 15.0, 30.0), &mut out);
+    assert_eq!(out.aggregates.len(), 1);
+    let temperature = out.aggregates[0].clone();
+    let temperature = &temperature;
+    assert_eq!(meta(temperature, "window.field"), "temperature");
+    assert_eq!(meta(temperature, "site"), "f1");
+    assert_eq!(number(temperature, "temperature.count"), Some(2.0));
+    assert_eq!(
+        temperature.payload.len(),
+        4,
+        "count, min, max, mean of one field"
+    );
+    // A humidity reading at 3 s is not late for humidity's own series.
+    operator.push(
+        &reading("d", 3.0, &[("humidity", Value::Float(42.0))]),
+        &mut out,
+    );
+    assert_eq!(operator.stats().late_dropped, 0);
+    operator.flush(&mut out);
+    let humidity = out
+        .aggregates
+        .iter()
+        .find(|record| meta(record, "window.field") == "humidity")
+        .unwrap();
+    assert_eq!(number(humidity, "humidity.count"), Some(2.0));
+    assert_eq!(
+        meta(humidity, "window.start"),
+        meta(temperature, "window.start")
+    );
+    assert_ne!(
+        humidity.record_id, temperature.record_id,
+        "the field is part of the id"
+    );
+    let stats = operator.stats();
+    assert_eq!(
+        (stats.series, stats.records_in, stats.records_aggregated),
+        (2, 4, 4)
+    );
+
+    // The option reads from a config as well.
+    let config =
+        WindowConfig::from_toml_str("kind = \"count\"\ncount = 2\nseries_per_field = true")
+            .unwrap();
+    assert!(config.series_per_field);
+}
+
+#[test]
+fn late_readings_revise_sessions_and_a_bridging_reading_merges_them() {
+    let mut operator = WindowConfig {
+        late: LatePolicy::Revise,
+        revision_horizon_seconds: Some(100.0),
+        ..WindowConfig::session(5.0)
+    }
+    .build()
+    .unwrap();
+    let mut out = WindowOutput::new();
+    for (seconds, value) in [(0.0, 1.0), (2.0, 2.0), (20.0, 3.0), (30.0, 4.0)] {
+        operator.push(&temp("d", seconds, value), &mut out);
+    }
+    // [0 s, 7 s) and [20 s, 25 s) were emitted; [30 s, 35 s) is open.
+    assert_eq!(out.aggregates.len(), 2);
+    let first_session = out.aggregates[0].clone();
+    out.clear();
+
+    // Late and alone: a session of its own, emitted at once as revision 0.
+    operator.push(&temp("d", 10.0, 5.0), &mut out);
+    assert_eq!(out.aggregates.len(), 1);
+    let alone = out.aggregates[0].clone();
+    assert_eq!(
+        (
+            meta(&alone, "window.revision"),
+            meta(&alone, "window.closed_by")
+        ),
+        ("0", "late")
+    );
+    assert_eq!(number(&alone, "temperature.count"), Some(1.0));
+    out.clear();
+
+    // Within the gap of both [0 s, 7 s) and [10 s, 15 s): they become one session,
+    // the next revision of the earlier one (same key: timestamp and id base), and
+    // the later one is emitted once more, empty, as merged into it.
+    operator.push(&temp("d", 6.0, 6.0), &mut out);
+    assert_eq!(out.aggregates.len(), 2, "{:#?}", out.aggregates);
+    let merged = out
+        .aggregates
+        .iter()
+        .find(|record| meta(record, "window.closed_by") == "merged")
+        .unwrap();
+    assert_eq!(merged.timestamp, alone.timestamp);
+    assert_eq!(meta(merged, "window.revision"), "1");
+    assert!(merged.payload.is_empty());
+    assert_eq!(meta(merged, "window.readings"), "0");
+    assert_eq!(
+        meta(merged, "window.merged_into"),
+        meta(&first_session, "window.start")
+    );
+    let revised = out
+        .aggregates
+        .iter()
+        .find(|record| meta(record, "window.closed_by") == "late")
+        .unwrap();
+    assert_eq!(revised.timestamp, first_session.timestamp);
+    assert_eq!(meta(revised, "window.revision"), "1");
+    assert_eq!(
+        meta(revised, "window.start"),
+        meta(&first_session, "window.start")
+    );
+    assert_eq!(
+        meta(revised, "window.end"),
+        Timestamp::from_unix_nanos(T0 + 15 * S).to_iso8601()
+    );
+    assert_eq!(number(revised, "temperature.count"), Some(4.0));
+    assert_eq!(number(revised, "temperature.max"), Some(6.0));
+    let stats = operator.stats();
+    assert_eq!(
+        (stats.late_revised, stats.late_dropped, stats.late_routed),
+        (2, 0, 0)
+    );
+    assert_eq!(stats.revisions_emitted, 2);
+}
+
+#[test]
+fn count_windows_have_no_late_readings_so_revise_changes_nothing() {
+    // A count window is "the next `count` readings in arrival order": a reading
+    // with an old timestamp still belongs to the current one.
+    let mut operator = WindowConfig {
+        late: LatePolicy::Revise,
+        ..WindowConfig::count(2)
+    }
+    .build()
+    .unwrap();
+    let mut out = WindowOutput::new();
+    for (seconds, value) in [(10.0, 1.0), (20.0, 2.0), (5.0, 3.0), (30.0, 4.0)] {
+        operator.push(&temp("d", seconds, value), &mut out);
+    }
+    assert_eq!(out.aggregates.len(), 2);
+    assert_eq!(meta(&out.aggregates[1], "window.index"), "1");
+    assert_eq!(number(&out.aggregates[1], "temperature.min"), Some(3.0));
+    let stats = operator.stats();
+    assert_eq!(
+        (
+            stats.late_revised,
+            stats.late_dropped,
+            stats.late_routed,
+            stats.revisions_emitted
+        ),
+        (0, 0, 0, 0)
+    );
 }

@@ -346,3 +346,213 @@ fn state_of(values: &[(i64, f64)]) -> FieldState {
     }
     state
 }
+
+/// `x` in every reading, `y` in about two of three: with a series per field,
+/// each field is windowed as if the other did not exist.
+fn two_field_record(reading: &Reading) -> DataRecord {
+    let mut record = record(reading);
+    if let Some(y) = y_of(reading) {
+        record.payload.insert("y", Value::Float(y));
+    }
+    record
+}
+
+fn y_of(reading: &Reading) -> Option<f64> {
+    (reading.time / MS % 3 != 0).then_some(reading.value * 2.0 + 1.0)
+}
+
+/// The reference groups of one field: its readings only, keyed by
+/// (device, field, window start) for time windows or (device, field, index).
+fn field_groups(
+    readings: &[Reading],
+    window_of: impl Fn(&[(i64, f64)], i64) -> Vec<i64>,
+    sessions: Option<i64>,
+) -> BTreeMap<(String, String, i64), Vec<(i64, f64)>> {
+    let mut groups = BTreeMap::new();
+    for field in ["x", "y"] {
+        for device in 0..3 {
+            let mine: Vec<(i64, f64)> = readings
+                .iter()
+                .filter(|r| r.device == device)
+                .filter_map(|r| match field {
+                    "x" => Some((r.time, r.value)),
+                    _ => y_of(r).map(|y| (r.time, y)),
+                })
+                .collect();
+            let key = |start: i64| (format!("dev-{device}"), field.to_string(), start);
+            match sessions {
+                Some(gap) => {
+                    let mut sorted: Vec<(usize, (i64, f64))> =
+                        mine.iter().copied().enumerate().collect();
+                    sorted.sort_by_key(|&(i, (t, _))| (t, i));
+                    let mut current: Vec<(usize, (i64, f64))> = Vec::new();
+                    let mut flush = |current: &mut Vec<(usize, (i64, f64))>| {
+                        if let Some(&(_, (start, _))) = current.first() {
+                            current.sort_by_key(|&(i, _)| i);
+                            groups.insert(key(start), current.drain(..).map(|(_, r)| r).collect());
+                        }
+                    };
+                    for reading in sorted {
+                        if current
+                            .last()
+                            .is_some_and(|&(_, (t, _))| reading.1.0 >= t + gap)
+                        {
+                            flush(&mut current);
+                        }
+                        current.push(reading);
+                    }
+                    flush(&mut current);
+                }
+                None => {
+                    for (position, &reading) in mine.iter().enumerate() {
+                        for start in window_of(&mine[..=position], reading.0) {
+                            groups
+                                .entry(key(start))
+                                .or_insert_with(Vec::new)
+                                .push(reading);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    groups
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn series_per_field_windows_each_field_on_its_own(readings in stream(1000), kind in 0usize..3) {
+        let base = [WindowConfig::tumbling(1.0), WindowConfig::session(1.5), WindowConfig::count(3)][kind].clone();
+        let config = config(base).with_series_per_field(true);
+        let mut operator = config.build().unwrap();
+        let mut out = WindowOutput::new();
+        for reading in &readings {
+            operator.push(&two_field_record(reading), &mut out);
+        }
+        operator.flush(&mut out);
+        prop_assert!(out.late.is_empty() && out.rejected.is_empty());
+        let groups = match kind {
+            0 => field_groups(&readings, |_, t| vec![t.div_euclid(1_000 * MS) * 1_000 * MS], None),
+            1 => field_groups(&readings, |_, _| Vec::new(), Some(1_500 * MS)),
+            _ => field_groups(&readings, |seen, _| vec![(seen.len() as i64 - 1) / 3], None),
+        };
+        let mut windows = BTreeMap::new();
+        for aggregate in &out.aggregates {
+            let field = aggregate.metadata.get("window.field").unwrap().to_string();
+            let start = match aggregate.metadata.get("window.index") {
+                Some(index) => index.parse().unwrap(),
+                None => aggregate.timestamp.unix_nanos(),
+            };
+            // One field per aggregate record.
+            let other_prefix = if field == "x" { "y." } else { "x." };
+            let single = aggregate.payload.keys().all(|name| !name.starts_with(other_prefix));
+            prop_assert!(single, "{:?}", aggregate.payload);
+            prop_assert!(windows.insert((aggregate.device_id.to_string(), field, start), aggregate).is_none());
+        }
+        prop_assert_eq!(windows.keys().collect::<Vec<_>>(), groups.keys().collect::<Vec<_>>());
+        for (key, readings) in &groups {
+            for name in ALL {
+                check(readings, name, windows[key].payload.get(&format!("{}.{name}", key.1)))?;
+            }
+        }
+        prop_assert_eq!(operator.stats().series, groups.keys().map(|(d, f, _)| (d, f)).collect::<std::collections::BTreeSet<_>>().len() as u64);
+    }
+}
+
+/// Streams with readings up to 6 s behind their device's clock: far beyond the
+/// 1 s lateness, so many are late for sessions already emitted. Each time is
+/// made unique (plus its position in ns) so that `first`/`last` have no ties.
+fn late_stream() -> impl Strategy<Value = Vec<Reading>> {
+    prop::collection::vec(
+        (0usize..3, 0i64..3000, 0i64..6000, -100.0..100.0f64),
+        0..120,
+    )
+    .prop_map(|steps| {
+        let mut clocks = [1_767_225_600_000 * MS; 3];
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(index, (device, advance_ms, back_ms, value))| {
+                clocks[device] += advance_ms * MS;
+                Reading {
+                    device,
+                    time: clocks[device] - back_ms * MS + index as i64,
+                    value,
+                }
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Under `revise`, the latest revision of every session key (leaving out
+    /// the sessions merged into others) is the reference's sessions of all
+    /// readings, late ones included.
+    #[test]
+    fn session_revisions_converge_to_the_sessions_of_all_readings(readings in late_stream()) {
+        let gap = 1_500 * MS;
+        let config = WindowConfig {
+            late: edgepipe_core::window::LatePolicy::Revise,
+            revision_horizon_seconds: Some(1e6),
+            allowed_lateness_seconds: 1.0,
+            ..config(WindowConfig::session(1.5))
+        };
+        let mut operator = config.build().unwrap();
+        let mut out = WindowOutput::new();
+        for reading in &readings {
+            operator.push(&record(reading), &mut out);
+        }
+        operator.flush(&mut out);
+        prop_assert!(out.late.is_empty() && out.rejected.is_empty());
+
+        // The store's view: the highest revision per (device, timestamp).
+        let mut latest: BTreeMap<(String, i64), DataRecord> = BTreeMap::new();
+        for aggregate in out.aggregates {
+            let revision: u32 = aggregate.metadata.get("window.revision").unwrap().parse().unwrap();
+            let key = (aggregate.device_id.to_string(), aggregate.timestamp.unix_nanos());
+            let newer = latest.get(&key).is_none_or(|known| {
+                known.metadata.get("window.revision").unwrap().parse::<u32>().unwrap() < revision
+            });
+            prop_assert!(newer, "revisions of one key come in order");
+            latest.insert(key, aggregate);
+        }
+        let mut windows = BTreeMap::new();
+        for (_, aggregate) in latest {
+            if aggregate.metadata.get("window.closed_by").map(|v| v.as_str()) == Some("merged") {
+                prop_assert!(aggregate.payload.is_empty());
+                continue;
+            }
+            let start = Timestamp::parse(aggregate.metadata.get("window.start").unwrap()).unwrap();
+            windows.insert((aggregate.device_id.to_string(), start.unix_nanos()), aggregate);
+        }
+
+        let mut groups = Groups::new();
+        for device in 0..3 {
+            let mut mine: Vec<(usize, i64, f64)> = readings.iter().enumerate()
+                .filter(|(_, r)| r.device == device)
+                .map(|(i, r)| (i, r.time, r.value))
+                .collect();
+            mine.sort_by_key(|&(i, t, _)| (t, i));
+            let mut sessions: Vec<Vec<(usize, i64, f64)>> = Vec::new();
+            for reading in mine {
+                match sessions.last_mut() {
+                    Some(session) if reading.1 < session.last().unwrap().1 + gap => session.push(reading),
+                    _ => sessions.push(vec![reading]),
+                }
+            }
+            for session in sessions {
+                groups.insert(
+                    (format!("dev-{device}"), session[0].1),
+                    session.into_iter().map(|(_, t, v)| (t, v)).collect(),
+                );
+            }
+        }
+        compare(&windows, &groups)?;
+        let stats = operator.stats();
+        prop_assert_eq!(stats.late_dropped + stats.late_routed, 0);
+    }
+}

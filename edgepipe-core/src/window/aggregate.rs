@@ -25,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::sketch::Sketch;
+use crate::record::{Payload, Value};
 
 /// One aggregate function over a field's readings in a window.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -282,6 +283,168 @@ impl FieldState {
     /// The sketch, when quantiles are tracked.
     pub fn sketch(&self) -> Option<&Sketch> {
         self.sketch.as_deref()
+    }
+}
+
+/// The suffixes of the state fields an aggregate record carries per field
+/// (`{field}.state.{suffix}`) with `emit_state`; see the guide.
+pub mod state_fields {
+    /// Readings (an integer); its presence marks a field's state.
+    pub const COUNT: &str = "count";
+    /// The float fields, in the order they are written.
+    pub const FLOATS: [&str; 9] = [
+        "sum",
+        "compensation",
+        "mean",
+        "m2",
+        "sum_squares",
+        "min",
+        "max",
+        "first",
+        "last",
+    ];
+    /// Nanoseconds since the epoch of `first` and `last` (integers).
+    pub const TIMES: [&str; 2] = ["first_time", "last_time"];
+    /// The quantile sketch as compact text ([`Sketch::encode`](super::Sketch::encode)).
+    pub const SKETCH: &str = "sketch";
+}
+
+impl FieldState {
+    fn floats(&self) -> [f64; 9] {
+        [
+            self.sum,
+            self.compensation,
+            self.mean,
+            self.m2,
+            self.sum_squares,
+            self.min,
+            self.max,
+            self.first,
+            self.last,
+        ]
+    }
+
+    /// Writes the whole state into `payload` as `{field}.state.*` fields, so
+    /// that a coarser window can merge it later (see [`FieldState::read_state`]).
+    /// Floats are written exactly; the few that can overflow (sums) are written
+    /// as the strings `"inf"`, `"-inf"` or `"NaN"`, which JSON can carry.
+    pub fn write_state(&self, field: &str, payload: &mut Payload) {
+        let mut name = String::with_capacity(field.len() + 20);
+        let mut put = |suffix: &str, value: Value| {
+            name.clear();
+            name.push_str(field);
+            name.push_str(".state.");
+            name.push_str(suffix);
+            payload.insert(name.as_str(), value);
+        };
+        put(state_fields::COUNT, Value::from_u64(self.count));
+        for (suffix, value) in state_fields::FLOATS.into_iter().zip(self.floats()) {
+            let value = if value.is_finite() {
+                Value::Float(value)
+            } else if value.is_nan() {
+                Value::String("NaN".into())
+            } else if value > 0.0 {
+                Value::String("inf".into())
+            } else {
+                Value::String("-inf".into())
+            };
+            put(suffix, value);
+        }
+        put(state_fields::TIMES[0], Value::Int(self.first_time));
+        put(state_fields::TIMES[1], Value::Int(self.last_time));
+        if let Some(sketch) = &self.sketch {
+            put(state_fields::SKETCH, Value::String(sketch.encode().into()));
+        }
+    }
+
+    /// Reads the state of `field` written by [`FieldState::write_state`].
+    /// `Err` names what is wrong: a missing or mistyped part, or numbers no run
+    /// could produce (no readings, min above max, a sketch of other readings,
+    /// a sketch with more than `max_sketch_bins` bins), so that a bad record
+    /// is refused rather than poisoning a window.
+    pub fn read_state(
+        field: &str,
+        payload: &Payload,
+        max_sketch_bins: u32,
+    ) -> Result<FieldState, String> {
+        let mut name = String::with_capacity(field.len() + 20);
+        let mut get = |suffix: &str| {
+            name.clear();
+            name.push_str(field);
+            name.push_str(".state.");
+            name.push_str(suffix);
+            payload.get(&name)
+        };
+        let count = match get(state_fields::COUNT) {
+            Some(Value::Int(count)) if *count > 0 => *count as u64,
+            Some(Value::UInt(count)) => *count,
+            _ => return Err(format!("`{field}.state.count` must be an integer above 0")),
+        };
+        let mut floats = [0.0; 9];
+        for (slot, suffix) in floats.iter_mut().zip(state_fields::FLOATS) {
+            *slot = match get(suffix) {
+                Some(Value::Float(value)) => *value,
+                Some(Value::Int(value)) => *value as f64,
+                Some(Value::String(text)) if text == "inf" => f64::INFINITY,
+                Some(Value::String(text)) if text == "-inf" => f64::NEG_INFINITY,
+                Some(Value::String(text)) if text == "NaN" => f64::NAN,
+                _ => return Err(format!("`{field}.state.{suffix}` must be a number")),
+            };
+        }
+        let mut times = [0i64; 2];
+        for (slot, suffix) in times.iter_mut().zip(state_fields::TIMES) {
+            *slot = match get(suffix) {
+                Some(Value::Int(value)) => *value,
+                _ => return Err(format!("`{field}.state.{suffix}` must be an integer")),
+            };
+        }
+        let sketch = match get(state_fields::SKETCH) {
+            None => None,
+            Some(Value::String(text)) => match Sketch::decode(text, max_sketch_bins) {
+                Some(sketch) if sketch.count() == count => Some(Box::new(sketch)),
+                _ => return Err(format!("`{field}.state.sketch` is malformed")),
+            },
+            Some(_) => return Err(format!("`{field}.state.sketch` must be a string")),
+        };
+        let [
+            sum,
+            compensation,
+            mean,
+            m2,
+            sum_squares,
+            min,
+            max,
+            first,
+            last,
+        ] = floats;
+        // What every real state satisfies; the sums alone may have overflowed.
+        let sane = [mean, min, max, first, last].iter().all(|v| v.is_finite())
+            && min <= max
+            && (min..=max).contains(&first)
+            && (min..=max).contains(&last)
+            && m2 >= 0.0
+            && !sum.is_nan()
+            && !compensation.is_nan()
+            && sum_squares >= 0.0
+            && times[0] <= times[1];
+        if !sane {
+            return Err(format!("`{field}.state` holds numbers no readings give"));
+        }
+        Ok(FieldState {
+            count,
+            sum,
+            compensation,
+            mean,
+            m2,
+            sum_squares,
+            min,
+            max,
+            first_time: times[0],
+            first,
+            last_time: times[1],
+            last,
+            sketch,
+        })
     }
 }
 

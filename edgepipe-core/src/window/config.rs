@@ -68,10 +68,24 @@ pub enum LatePolicy {
     /// Put it, unchanged, on the late output and count it in `late_routed`.
     Output,
     /// Add it to the emitted window and emit the window again as revision n+1
-    /// (same key but the revision); tumbling and hopping windows only, within
-    /// `revision_horizon_seconds`. Sessions and count windows route late
-    /// readings to the late output instead.
+    /// (same key but the revision), within `revision_horizon_seconds`. A
+    /// reading that bridges emitted sessions merges them into the earliest;
+    /// the others are emitted once more, empty, as `merged` (see the guide).
+    /// Count windows have no late readings, so nothing changes for them.
     Revise,
+}
+
+/// What a window stage reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// Readings: every numeric payload field is a value (the default).
+    #[default]
+    Readings,
+    /// Aggregate records of a finer window stage that ran with `emit_state`:
+    /// their `{field}.state.*` fields are merged into coarser windows (hourly
+    /// from 10-second aggregates, daily from hourly). Tumbling and hopping only.
+    Aggregates,
 }
 
 /// The window kind's config name.
@@ -158,6 +172,20 @@ pub struct WindowConfig {
     /// Payload fields to aggregate; every numeric field (bools as 0/1) when absent.
     #[serde(default)]
     pub fields: Option<Vec<String>>,
+    /// Make each aggregated field its own series, `(device_id, data_type, field)`,
+    /// with its own watermark, idle timeout, sessions and count windows, and one
+    /// aggregate record per field and window. Default false: one series per
+    /// `(device_id, data_type)` holding every field.
+    #[serde(default)]
+    pub series_per_field: bool,
+    /// `readings` (default) or `aggregates`: aggregate records carrying their
+    /// state (`emit_state`), merged into coarser windows.
+    #[serde(default)]
+    pub input: InputKind,
+    /// Add each field's mergeable state (`{field}.state.*`) to the aggregate
+    /// records, so that a stage with `input = "aggregates"` can roll them up.
+    #[serde(default)]
+    pub emit_state: bool,
     /// Aggregates of every field (default `count`, `min`, `max`, `mean`).
     #[serde(default = "default_aggregates")]
     pub aggregates: Vec<String>,
@@ -204,6 +232,9 @@ impl Default for WindowConfig {
             late: LatePolicy::Drop,
             revision_horizon_seconds: None,
             fields: None,
+            series_per_field: false,
+            input: InputKind::Readings,
+            emit_state: false,
             aggregates: default_aggregates(),
             rules: BTreeMap::new(),
             output_data_type: default_output_data_type(),
@@ -234,6 +265,9 @@ pub(crate) struct Settings {
     pub(crate) late: LatePolicy,
     pub(crate) revision_horizon: i64,
     pub(crate) fields: Option<Vec<CompactString>>,
+    pub(crate) series_per_field: bool,
+    pub(crate) input_aggregates: bool,
+    pub(crate) emit_state: bool,
     pub(crate) aggregates: Vec<OutputAggregate>,
     pub(crate) rules: Vec<(CompactString, Vec<OutputAggregate>)>,
     pub(crate) output_data_type: String,
@@ -343,6 +377,24 @@ impl WindowConfig {
             count: Some(count),
             ..WindowConfig::default()
         }
+    }
+
+    /// Makes each aggregated field its own series (`series_per_field`).
+    pub fn with_series_per_field(mut self, per_field: bool) -> Self {
+        self.series_per_field = per_field;
+        self
+    }
+
+    /// Sets what the stage reads (`input`).
+    pub fn with_input(mut self, input: InputKind) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Adds each field's mergeable state to the aggregate records (`emit_state`).
+    pub fn with_emit_state(mut self, emit_state: bool) -> Self {
+        self.emit_state = emit_state;
+        self
     }
 
     /// Parses a JSON document (the `window` table on its own).
@@ -497,6 +549,12 @@ impl WindowConfig {
                 "must hold at least the windows one reading belongs to (size / hop)",
             ));
         }
+        if self.input == InputKind::Aggregates && !kind.is_time_aligned() {
+            return Err(Error::config(
+                at("input"),
+                "aggregates roll up into tumbling or hopping windows only",
+            ));
+        }
         Ok(Settings {
             kind,
             processing_time: self.time == TimeMode::Processing,
@@ -505,6 +563,9 @@ impl WindowConfig {
             late: self.late,
             revision_horizon,
             fields,
+            series_per_field: self.series_per_field,
+            input_aggregates: self.input == InputKind::Aggregates,
+            emit_state: self.emit_state,
             aggregates: default_aggregates,
             rules,
             output_data_type: self.output_data_type.clone(),

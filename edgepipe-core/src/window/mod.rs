@@ -1,7 +1,7 @@
 //! Windows and edge analytics: readings in, aggregate records out.
 //!
 //! The stage after the transforms. Readings are grouped per series
-//! (`device_id`, `data_type`) into windows of event time (or the caller's
+//! (`device_id`, `data_type`, optionally the field) into windows of event time (or the caller's
 //! clock), and each window is emitted once as an ordinary [`DataRecord`](crate::DataRecord)
 //! with `{field}.{aggregate}` payload fields and a deterministic id.
 //!
@@ -28,8 +28,8 @@ mod stage;
 pub use aggregate::{Aggregate, FieldState};
 pub use assigner::WindowKind;
 pub use config::{
-    DEFAULT_MAX_FIELDS, DEFAULT_MAX_SERIES, DEFAULT_MAX_WINDOWS_PER_SERIES, KindName, LatePolicy,
-    TimeMode, WindowConfig,
+    DEFAULT_MAX_FIELDS, DEFAULT_MAX_SERIES, DEFAULT_MAX_WINDOWS_PER_SERIES, InputKind, KindName,
+    LatePolicy, TimeMode, WindowConfig,
 };
 pub use operator::{
     Rejected, SNAPSHOT_FORMAT, WindowOperator, WindowOutput, WindowSnapshot, WindowStats,

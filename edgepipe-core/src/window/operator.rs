@@ -1,14 +1,17 @@
 //! The keyed windowing operator: series, watermarks, lateness, idle timeouts,
 //! flushing, bounded state and snapshots.
 //!
-//! A *series* is one `(device_id, data_type)`. Each series has its own
+//! A *series* is one `(device_id, data_type)`, or `(device_id, data_type,
+//! field)` with `series_per_field`. Each series has its own
 //! watermark, its newest event time minus the allowed lateness: devices have
 //! their own clocks and their own connectivity, and a shared watermark would let
 //! one fast (or wrong) clock make every other device's readings late.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use compact_str::CompactString;
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -113,6 +116,7 @@ mod closed_by {
     pub(super) const COUNT: &str = "count";
     pub(super) const EVICTED: &str = "evicted";
     pub(super) const LATE: &str = "late";
+    pub(super) const MERGED: &str = "merged";
 }
 
 /// What identifies a series and is copied into its aggregate records.
@@ -121,6 +125,9 @@ struct Ident {
     device_id: CompactString,
     data_type: CompactString,
     output_data_type: CompactString,
+    /// The field, when each field is its own series (`series_per_field`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    field: Option<CompactString>,
     /// The metadata of the series' first record, carried onto its aggregates.
     metadata: Vec<(CompactString, CompactString)>,
 }
@@ -154,6 +161,10 @@ struct Window {
     revision: u32,
     readings: u64,
     fields: Vec<(CompactString, FieldState)>,
+    /// A session's (start, end) at its first emission: its key through
+    /// revisions that extend it. Other kinds: `None` (their bounds never move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<(i64, i64)>,
 }
 
 impl Window {
@@ -165,6 +176,7 @@ impl Window {
             revision: 0,
             readings: 0,
             fields: Vec::new(),
+            key: None,
         }
     }
 }
@@ -240,9 +252,20 @@ impl WindowSnapshot {
 pub struct WindowOperator {
     config: WindowConfig,
     settings: Settings,
-    series: HashMap<String, Series>,
-    /// Reused to build series keys without allocating per record.
-    key: String,
+    /// Every series, densely packed: a reading touches its own series and a
+    /// 4-byte slot of `index`, not a large hash-table bucket.
+    series: Vec<Series>,
+    /// Positions in `series`, found by the hash of (device, type, field) and
+    /// checked against the series' own ident, so no key is built per record.
+    index: HashTable<u32>,
+    /// Seeded per operator, so that crafted device ids cannot flood one bucket.
+    hasher: foldhash::fast::RandomState,
+    /// Per payload position: the value to aggregate, or NaN for a field that is
+    /// not aggregated (valid values are finite, so NaN is free as a marker).
+    /// Reused so that classifying a record allocates nothing.
+    values: Vec<f64>,
+    /// The field states of an aggregate record (`input = "aggregates"`).
+    states: Vec<(CompactString, FieldState)>,
     clock: Option<i64>,
     stream_time: Option<i64>,
     /// What evicted series leave behind, so that forgetting a series can never
@@ -289,14 +312,56 @@ fn classify(settings: &Settings, name: &str, value: &Value) -> Use {
     }
 }
 
-/// Writes an unambiguous key for one series: the device id is length-prefixed.
-fn series_key(out: &mut String, device_id: &str, data_type: &str) {
+/// Writes an unambiguous key for one series (snapshots and tombstones): the
+/// device id is length-prefixed, and so is the data type when a field follows.
+fn series_key(out: &mut String, device_id: &str, data_type: &str, field: Option<&str>) {
     let mut digits = itoa::Buffer::new();
     out.clear();
     out.push_str(digits.format(device_id.len()));
     out.push(':');
     out.push_str(device_id);
-    out.push_str(data_type);
+    if let Some(field) = field {
+        out.push_str(digits.format(data_type.len()));
+        out.push(':');
+        out.push_str(data_type);
+        out.push_str(field);
+    } else {
+        out.push_str(data_type);
+    }
+}
+
+impl Ident {
+    fn key(&self) -> String {
+        let mut key = String::new();
+        series_key(
+            &mut key,
+            &self.device_id,
+            &self.data_type,
+            self.field.as_deref(),
+        );
+        key
+    }
+
+    #[inline]
+    fn is(&self, device_id: &str, data_type: &str, field: Option<&str>) -> bool {
+        self.device_id == device_id && self.data_type == data_type && self.field.as_deref() == field
+    }
+}
+
+/// The index hash of a series. `str` hashes end with a 0xff byte, which UTF-8
+/// never contains, so the three parts cannot run into each other.
+#[inline]
+fn series_hash(
+    hasher: &foldhash::fast::RandomState,
+    device_id: &str,
+    data_type: &str,
+    field: Option<&str>,
+) -> u64 {
+    let mut state = hasher.build_hasher();
+    device_id.hash(&mut state);
+    data_type.hash(&mut state);
+    field.hash(&mut state);
+    state.finish()
 }
 
 impl WindowOperator {
@@ -306,8 +371,11 @@ impl WindowOperator {
         Ok(WindowOperator {
             config,
             settings,
-            series: HashMap::new(),
-            key: String::new(),
+            series: Vec::new(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            values: Vec::new(),
+            states: Vec::new(),
             clock: None,
             stream_time: None,
             forgotten: Forgotten::default(),
@@ -332,7 +400,7 @@ impl WindowOperator {
         stats.series = self.series.len() as u64;
         stats.open_windows = self
             .series
-            .values()
+            .iter()
             .map(|series| series.open.len() as u64)
             .sum();
         stats
@@ -373,13 +441,21 @@ impl WindowOperator {
             );
         }
 
+        if settings.input_aggregates {
+            return self.push_aggregate(record, time, out);
+        }
         let mut valid = 0usize;
         let mut first_bad: Option<(&'static str, &str)> = None;
+        self.values.clear();
         for (name, value) in record.payload.iter() {
             match classify(settings, name, value) {
-                Use::Skip => {}
-                Use::Value(_) => valid += 1,
+                Use::Skip => self.values.push(f64::NAN),
+                Use::Value(number) => {
+                    valid += 1;
+                    self.values.push(number);
+                }
                 Use::Bad(code) => {
+                    self.values.push(f64::NAN);
                     if code == "window.non_numeric" {
                         self.stats.non_numeric_skipped += 1;
                     } else {
@@ -423,52 +499,269 @@ impl WindowOperator {
             );
         }
 
-        series_key(&mut self.key, &record.device_id, &record.data_type);
-        if !self.series.contains_key(self.key.as_str()) {
-            if self.series.len() >= self.settings.max_series {
-                self.make_room(out);
+        let mut late = false;
+        let mut aggregated = false;
+        if self.settings.series_per_field {
+            for (position, (name, _)) in record.payload.iter().enumerate() {
+                if self.values.get(position).is_none_or(|value| value.is_nan()) {
+                    continue;
+                }
+                let slot = self.series_slot(record, &record.data_type, Some(name), out);
+                let placed = self.place_in(slot, record, time, Some(position), 1, out);
+                late |= placed.late;
+                aggregated |= placed.aggregated;
             }
-            let series = Series {
-                ident: Ident {
-                    device_id: record.device_id.clone(),
-                    data_type: record.data_type.clone(),
-                    output_data_type: self
-                        .settings
-                        .output_data_type
-                        .replace("{data_type}", &record.data_type)
-                        .into(),
-                    metadata: record
-                        .metadata
-                        .iter()
-                        .map(|(key, value)| (CompactString::from(key), value.clone()))
-                        .collect(),
-                },
-                max_event: None,
-                emitted_through: None,
-                pruned_through: None,
-                last_active: self.clock,
-                open: Vec::new(),
-                closed: Vec::new(),
-                next_index: 0,
-            };
-            let mut series = series;
-            let (through, next_index) = self.forgotten.recall(&self.key);
-            series.emitted_through = through;
-            series.pruned_through = through;
-            series.next_index = next_index;
-            self.series.insert(self.key.clone(), series);
+        } else {
+            let slot = self.series_slot(record, &record.data_type, None, out);
+            let placed = self.place_in(slot, record, time, None, 1, out);
+            late = placed.late;
+            aggregated = placed.aggregated;
         }
+        if aggregated {
+            self.stats.records_aggregated += 1;
+        }
+        self.stream_time = Some(self.stream_time.map_or(time, |newest| newest.max(time)));
+        // With a series per field the record is routed once, however many of
+        // its fields were late (the late counters count field readings).
+        if late && self.settings.late != LatePolicy::Drop {
+            out.late.push(record.clone());
+        }
+    }
+
+    /// An aggregate record of a finer stage (`input = "aggregates"`): its
+    /// field states are merged into the coarser windows of its start.
+    fn push_aggregate(&mut self, record: &DataRecord, time: i64, out: &mut WindowOutput) {
+        // A revision repeats readings an earlier emission already brought.
+        if record
+            .metadata
+            .get("window.revision")
+            .is_some_and(|revision| revision != "0")
+        {
+            let message = "a revision would count its window's readings twice";
+            return self.reject(
+                record,
+                Reason::record("window.revision_input", message),
+                out,
+            );
+        }
+        self.states.clear();
+        for name in record.payload.keys() {
+            let Some(field) = name.strip_suffix(".state.count") else {
+                continue;
+            };
+            if let Some(fields) = &self.settings.fields
+                && !fields.iter().any(|known| known == field)
+            {
+                continue;
+            }
+            match FieldState::read_state(field, &record.payload, self.settings.sketch_max_bins) {
+                Ok(state) => self.states.push((CompactString::from(field), state)),
+                Err(message) => {
+                    let reason = Reason::field("window.bad_state", field, message);
+                    return self.reject(record, reason, out);
+                }
+            }
+        }
+        if self.states.is_empty() {
+            let message = "no `{field}.state.count`: not an aggregate record with its state";
+            return self.reject(record, Reason::record("window.no_state", message), out);
+        }
+        let in_range = match self.settings.kind {
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
+                time.checked_sub(size).is_some() && time.checked_add(size).is_some()
+            }
+            _ => true,
+        };
+        if !in_range {
+            let message = format!(
+                "the window of {} does not fit the time range",
+                record.timestamp
+            );
+            return self.reject(
+                record,
+                Reason::record("window.timestamp_out_of_range", message),
+                out,
+            );
+        }
+        // The finer stage's series: its data type, not the aggregates' own.
+        let data_type = record
+            .metadata
+            .get("window.data_type")
+            .map_or(record.data_type.as_str(), |data_type| data_type.as_str());
+        let readings = record
+            .metadata
+            .get("window.readings")
+            .and_then(|readings| readings.parse::<u64>().ok());
+        let mut late = false;
+        let mut aggregated = false;
+        if self.settings.series_per_field {
+            for position in 0..self.states.len() {
+                let field = self.states.get(position).map(|(field, _)| field.clone());
+                let slot = self.series_slot(record, data_type, field.as_deref(), out);
+                let readings = self
+                    .states
+                    .get(position)
+                    .map_or(0, |(_, state)| state.count());
+                let placed = self.place_in(slot, record, time, Some(position), readings, out);
+                late |= placed.late;
+                aggregated |= placed.aggregated;
+            }
+        } else {
+            let slot = self.series_slot(record, data_type, None, out);
+            let readings = readings.unwrap_or_else(|| {
+                self.states
+                    .iter()
+                    .map(|(_, state)| state.count())
+                    .max()
+                    .unwrap_or(0)
+            });
+            let placed = self.place_in(slot, record, time, None, readings, out);
+            late = placed.late;
+            aggregated = placed.aggregated;
+        }
+        if aggregated {
+            self.stats.records_aggregated += 1;
+        }
+        self.stream_time = Some(self.stream_time.map_or(time, |newest| newest.max(time)));
+        if late && self.settings.late != LatePolicy::Drop {
+            out.late.push(record.clone());
+        }
+    }
+
+    /// The slot of the record's series (its `field`'s with a series per
+    /// field), created when new, after making room if at `max_series`.
+    #[inline]
+    fn series_slot(
+        &mut self,
+        record: &DataRecord,
+        data_type: &str,
+        field: Option<&str>,
+        out: &mut WindowOutput,
+    ) -> usize {
+        let hash = series_hash(&self.hasher, &record.device_id, data_type, field);
+        let series = &self.series;
+        if let Some(&slot) = self.index.find(hash, |&slot| {
+            series
+                .get(slot as usize)
+                .is_some_and(|series| series.ident.is(&record.device_id, data_type, field))
+        }) {
+            return slot as usize;
+        }
+        if self.series.len() >= self.settings.max_series {
+            self.make_room(out);
+        }
+        // A finer stage's `window.*` keys describe its windows, not this one's.
+        let rollup = self.settings.input_aggregates;
+        let ident = Ident {
+            device_id: record.device_id.clone(),
+            data_type: data_type.into(),
+            output_data_type: self
+                .settings
+                .output_data_type
+                .replace("{data_type}", data_type)
+                .into(),
+            field: field.map(CompactString::from),
+            metadata: record
+                .metadata
+                .iter()
+                .filter(|(key, _)| !(rollup && key.starts_with("window.")))
+                .map(|(key, value)| (CompactString::from(key), value.clone()))
+                .collect(),
+        };
+        let (through, next_index) = self.forgotten.recall(&ident.key());
+        let series = Series {
+            ident,
+            max_event: None,
+            emitted_through: through,
+            pruned_through: through,
+            last_active: self.clock,
+            open: Vec::new(),
+            closed: Vec::new(),
+            next_index,
+        };
+        let slot = self.series.len();
+        self.series.push(series);
+        self.insert_index(hash, slot);
+        slot
+    }
+
+    fn hash_of(&self, slot: usize) -> u64 {
+        self.series.get(slot).map_or(0, |series| {
+            let ident = &series.ident;
+            series_hash(
+                &self.hasher,
+                &ident.device_id,
+                &ident.data_type,
+                ident.field.as_deref(),
+            )
+        })
+    }
+
+    fn insert_index(&mut self, hash: u64, slot: usize) {
+        let WindowOperator {
+            index,
+            series,
+            hasher,
+            ..
+        } = self;
+        index.insert_unique(hash, slot as u32, |&slot| {
+            series.get(slot as usize).map_or(0, |series| {
+                let ident = &series.ident;
+                series_hash(
+                    hasher,
+                    &ident.device_id,
+                    &ident.data_type,
+                    ident.field.as_deref(),
+                )
+            })
+        });
+    }
+
+    /// Removes the series at `slot`; the last series moves into its place.
+    fn remove_series(&mut self, slot: usize) -> Option<Series> {
+        if slot >= self.series.len() {
+            return None;
+        }
+        let hash = self.hash_of(slot);
+        if let Ok(entry) = self.index.find_entry(hash, |&known| known as usize == slot) {
+            entry.remove();
+        }
+        let last = self.series.len() - 1;
+        if slot != last {
+            let moved_hash = self.hash_of(last);
+            if let Some(entry) = self
+                .index
+                .find_mut(moved_hash, |&known| known as usize == last)
+            {
+                *entry = slot as u32;
+            }
+        }
+        Some(self.series.swap_remove(slot))
+    }
+
+    /// Places `record` in the series at `slot` (only the field at `only`, with
+    /// a series per field), then applies the late policy's counters.
+    #[inline]
+    fn place_in(
+        &mut self,
+        slot: usize,
+        record: &DataRecord,
+        time: i64,
+        only: Option<usize>,
+        readings: u64,
+        out: &mut WindowOutput,
+    ) -> Placed {
         let WindowOperator {
             settings,
             series,
-            key,
+            values,
+            states,
             clock,
-            stream_time,
             stats,
             ..
         } = self;
-        let Some(series) = series.get_mut(key.as_str()) else {
-            return;
+        let Some(series) = series.get_mut(slot) else {
+            return Placed::default();
         };
         if clock.is_some() {
             series.last_active = *clock;
@@ -477,20 +770,20 @@ impl WindowOperator {
             settings,
             stats,
             out,
+            values,
+            states,
+            only,
+            readings,
         };
-        let late = state.place(series, record, time);
-        *stream_time = Some(stream_time.map_or(time, |newest| newest.max(time)));
-        if late {
+        let placed = state.place(series, record, time);
+        if placed.late {
             match settings.late {
                 LatePolicy::Drop => stats.late_dropped += 1,
-                LatePolicy::Output | LatePolicy::Revise => {
-                    stats.late_routed += 1;
-                    out.late.push(record.clone());
-                }
+                LatePolicy::Output | LatePolicy::Revise => stats.late_routed += 1,
             }
         }
+        placed
     }
-
     /// Moves the caller's clock to `now` (it never goes back): closes windows
     /// whose end it passed (processing time) and the open windows of series
     /// quiet for the idle timeout. Emitted records are sorted by window start,
@@ -505,8 +798,12 @@ impl WindowOperator {
             settings: &self.settings,
             stats: &mut self.stats,
             out,
+            values: &[],
+            states: &[],
+            only: None,
+            readings: 0,
         };
-        for series in self.series.values_mut() {
+        for series in &mut self.series {
             if state.settings.processing_time {
                 state.close_until(series, now, closed_by::CLOCK);
             }
@@ -529,8 +826,12 @@ impl WindowOperator {
             settings: &self.settings,
             stats: &mut self.stats,
             out,
+            values: &[],
+            states: &[],
+            only: None,
+            readings: 0,
         };
-        for series in self.series.values_mut() {
+        for series in &mut self.series {
             state.close_all(series, closed_by::FLUSH);
         }
         sort_emitted(&mut out.aggregates[first..]);
@@ -541,26 +842,37 @@ impl WindowOperator {
     /// cost per new series constant on average.
     fn make_room(&mut self, out: &mut WindowOutput) {
         let evict = (self.settings.max_series / 8).max(1);
-        let mut candidates: Vec<(Option<i64>, Option<i64>, &String)> = self
+        let mut candidates: Vec<(Option<i64>, Option<i64>, String, usize)> = self
             .series
             .iter()
-            .map(|(key, series)| (series.last_active, series.max_event, key))
+            .enumerate()
+            .map(|(slot, series)| {
+                (
+                    series.last_active,
+                    series.max_event,
+                    series.ident.key(),
+                    slot,
+                )
+            })
             .collect();
         candidates.sort_unstable();
-        let keys: Vec<String> = candidates
-            .into_iter()
-            .take(evict)
-            .map(|(_, _, key)| key.clone())
-            .collect();
+        candidates.truncate(evict);
+        // Highest slot first: removing one moves the last series into its
+        // slot, which is then never one still to be removed.
+        candidates.sort_unstable_by_key(|candidate| std::cmp::Reverse(candidate.3));
         let first = out.aggregates.len();
-        for key in keys {
-            let Some(mut series) = self.series.remove(&key) else {
+        for (_, _, key, slot) in candidates {
+            let Some(mut series) = self.remove_series(slot) else {
                 continue;
             };
             let mut state = State {
                 settings: &self.settings,
                 stats: &mut self.stats,
                 out,
+                values: &[],
+                states: &[],
+                only: None,
+                readings: 0,
             };
             let open = series.open.len() as u64;
             state.close_all(&mut series, closed_by::EVICTED);
@@ -578,7 +890,7 @@ impl WindowOperator {
         let mut series: Vec<(String, Series)> = self
             .series
             .iter()
-            .map(|(key, series)| (key.clone(), series.clone()))
+            .map(|series| (series.ident.key(), series.clone()))
             .collect();
         series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         WindowSnapshot {
@@ -603,14 +915,11 @@ impl WindowOperator {
         }
         let mut operator = WindowOperator::new(snapshot.config)?;
         for (key, series) in &snapshot.series {
-            let mut expected = String::new();
-            series_key(
-                &mut expected,
-                &series.ident.device_id,
-                &series.ident.data_type,
-            );
-            if *key != expected {
+            if *key != series.ident.key() {
                 return Err(invalid("a series key does not match its device and type"));
+            }
+            if series.ident.field.is_some() != operator.settings.series_per_field {
+                return Err(invalid("a series does not match `series_per_field`"));
             }
             for window in series.open.iter().chain(&series.closed) {
                 if window.start > window.end {
@@ -628,7 +937,28 @@ impl WindowOperator {
         if snapshot.series.len() > operator.settings.max_series {
             return Err(invalid("more series than `max_series`"));
         }
-        operator.series = snapshot.series.into_iter().collect();
+        for (_, series) in snapshot.series {
+            let ident = &series.ident;
+            let hash = series_hash(
+                &operator.hasher,
+                &ident.device_id,
+                &ident.data_type,
+                ident.field.as_deref(),
+            );
+            let duplicate = operator.index.find(hash, |&slot| {
+                operator.series.get(slot as usize).is_some_and(|known| {
+                    known
+                        .ident
+                        .is(&ident.device_id, &ident.data_type, ident.field.as_deref())
+                })
+            });
+            if duplicate.is_some() {
+                return Err(invalid("a series appears twice"));
+            }
+            let slot = operator.series.len();
+            operator.series.push(series);
+            operator.insert_index(hash, slot);
+        }
         operator.clock = snapshot.clock;
         operator.stream_time = snapshot.stream_time;
         operator.forgotten = snapshot.forgotten;
@@ -699,12 +1029,29 @@ struct State<'a> {
     settings: &'a Settings,
     stats: &'a mut WindowStats,
     out: &'a mut WindowOutput,
+    /// The record's values by payload position (NaN: not aggregated).
+    values: &'a [f64],
+    /// The field states of an aggregate record (`input = "aggregates"`).
+    states: &'a [(CompactString, FieldState)],
+    /// With a series per field: the one position (in `values` or `states`)
+    /// this series takes.
+    only: Option<usize>,
+    /// Readings the record stands for: 1, or a finer window's readings.
+    readings: u64,
+}
+
+/// What placing a reading in its series did.
+#[derive(Clone, Copy, Debug, Default)]
+struct Placed {
+    /// It was late and not revised in (the caller applies the late policy).
+    late: bool,
+    /// It went into at least one window (or revision).
+    aggregated: bool,
 }
 
 impl State<'_> {
-    /// Puts `record` (at `time`) into its windows; returns true when it was
-    /// late and not revised in (the caller applies the late policy).
-    fn place(mut self, series: &mut Series, record: &DataRecord, time: i64) -> bool {
+    /// Puts `record` (at `time`) into its windows.
+    fn place(mut self, series: &mut Series, record: &DataRecord, time: i64) -> Placed {
         let settings = self.settings;
         let watermark = series.max_event.map(|newest| {
             newest.saturating_sub(if settings.processing_time {
@@ -745,8 +1092,40 @@ impl State<'_> {
                     .open
                     .iter()
                     .position(|window| window.start < end && time < window.end);
+                let revise = settings.late == LatePolicy::Revise;
+                let joins_emitted = || {
+                    series
+                        .closed
+                        .iter()
+                        .any(|window| window.start < end && time < window.end)
+                };
                 match first {
-                    None if closed_through.is_some_and(|through| end <= through) => late = true,
+                    // Under `revise` a reading within the gap of an emitted
+                    // session reopens it, whether or not it is late itself.
+                    _ if revise && joins_emitted() => {
+                        aggregated = self.revise_session(
+                            series,
+                            watermark,
+                            closed_through,
+                            record,
+                            time,
+                            end,
+                        );
+                    }
+                    None if closed_through.is_some_and(|through| end <= through) => {
+                        if revise {
+                            aggregated = self.revise_session(
+                                series,
+                                watermark,
+                                closed_through,
+                                record,
+                                time,
+                                end,
+                            );
+                        } else {
+                            late = true;
+                        }
+                    }
                     None => {
                         let index = series.open.partition_point(|window| window.start < time);
                         let index = self.make_window_room(series, index);
@@ -831,9 +1210,6 @@ impl State<'_> {
                 });
             }
         }
-        if aggregated {
-            self.stats.records_aggregated += 1;
-        }
         if series.max_event.is_none_or(|newest| time > newest) {
             series.max_event = Some(time);
         }
@@ -851,7 +1227,10 @@ impl State<'_> {
                 closed_by::WATERMARK,
             );
         }
-        late && !aggregated
+        Placed {
+            late: late && !aggregated,
+            aggregated,
+        }
     }
 
     /// A late reading under policy `revise`: adds it to the retained window and
@@ -899,6 +1278,94 @@ impl State<'_> {
         true
     }
 
+    /// A reading under policy `revise` that is late for its session or within
+    /// the gap of an emitted one. Every session it touches, emitted or open,
+    /// becomes one with it. When an emitted one is among them, the result is
+    /// the next revision of the earliest emitted one (same key); each other
+    /// emitted one is emitted once more, empty, as `closed_by = merged` with
+    /// `window.merged_into`, so that a store keeping the highest revision per
+    /// key holds the sessions of all readings. The result is emitted now when
+    /// the watermark is past its end, else it stays open. Returns false when
+    /// the reading is past the horizon (counted as dropped).
+    fn revise_session(
+        &mut self,
+        series: &mut Series,
+        watermark: Option<i64>,
+        closed_through: Option<i64>,
+        record: &DataRecord,
+        time: i64,
+        end: i64,
+    ) -> bool {
+        let horizon_passed = watermark.is_some_and(|watermark| {
+            end.saturating_add(self.settings.revision_horizon) <= watermark
+        });
+        // A forgotten session may have held this reading's neighbours.
+        if horizon_passed || series.pruned_through.is_some_and(|through| time < through) {
+            self.stats.late_dropped += 1;
+            return false;
+        }
+        let touches = |window: &Window| window.start < end && time < window.end;
+        // Sessions are disjoint and sorted, so the touched ones are a run.
+        let mut touched: Vec<Window> = Vec::new();
+        for windows in [&mut series.closed, &mut series.open] {
+            let first = windows.iter().position(touches);
+            let last = windows.iter().rposition(touches);
+            if let (Some(first), Some(last)) = (first, last) {
+                touched.extend(windows.drain(first..=last));
+            }
+        }
+        touched.sort_by_key(|window| window.start);
+        // Emitted sessions (reopened ones included) have a key.
+        let mut session = match touched.iter().position(|window| window.key.is_some()) {
+            Some(earliest) => {
+                let mut session = touched.remove(earliest);
+                session.revision = session.revision.saturating_add(1);
+                session
+            }
+            None => Window::new(time, end, 0),
+        };
+        let survivor = session.key.map(|(start, _)| start);
+        for absorbed in touched {
+            if absorbed.key.is_some() {
+                let tombstone = Window {
+                    revision: absorbed.revision.saturating_add(1),
+                    readings: 0,
+                    fields: Vec::new(),
+                    ..absorbed.clone()
+                };
+                self.emit(&series.ident, &tombstone, closed_by::MERGED);
+                if let (Some(record), Some(start)) = (self.out.aggregates.last_mut(), survivor) {
+                    record.metadata.insert(
+                        "window.merged_into",
+                        Timestamp::from_unix_nanos(start).to_iso8601().into(),
+                    );
+                }
+            }
+            session.start = session.start.min(absorbed.start);
+            session.end = session.end.max(absorbed.end);
+            session.readings = session.readings.saturating_add(absorbed.readings);
+            merge_fields(
+                &mut session.fields,
+                absorbed.fields,
+                self.settings,
+                self.stats,
+            );
+        }
+        session.start = session.start.min(time);
+        session.end = session.end.max(end);
+        self.add(&mut session, record, time);
+        self.stats.late_revised += 1;
+        if closed_through.is_some_and(|through| session.end <= through) {
+            self.finish(series, session, closed_by::LATE);
+        } else {
+            let index = series
+                .open
+                .partition_point(|window| window.start < session.start);
+            series.open.insert(index, session);
+        }
+        true
+    }
+
     /// Emits the oldest open window early when the series is at its bound;
     /// returns where the window meant for `index` now goes.
     fn make_window_room(&mut self, series: &mut Series, index: usize) -> usize {
@@ -915,11 +1382,14 @@ impl State<'_> {
     #[inline]
     fn add(&mut self, window: &mut Window, record: &DataRecord, time: i64) {
         let settings = self.settings;
-        window.readings = window.readings.saturating_add(1);
-        for (position, (name, value)) in record.payload.iter().enumerate() {
-            let Use::Value(number) = classify(settings, name, value) else {
+        window.readings = window.readings.saturating_add(self.readings);
+        if !self.states.is_empty() {
+            return self.merge_states(window);
+        }
+        for (position, ((name, _), &number)) in record.payload.iter().zip(self.values).enumerate() {
+            if number.is_nan() || self.only.is_some_and(|only| only != position) {
                 continue;
-            };
+            }
             // Payloads of a series usually list fields in the same order.
             let slot = match window.fields.get(position) {
                 Some((known, _)) if known == name => Some(position),
@@ -944,6 +1414,28 @@ impl State<'_> {
                         FieldState::new(number, time, sketch),
                     ));
                 }
+            }
+            self.stats.values_aggregated += 1;
+        }
+    }
+
+    /// Merges the record's field states into `window` (`input = "aggregates"`).
+    fn merge_states(&mut self, window: &mut Window) {
+        for (position, (name, state)) in self.states.iter().enumerate() {
+            if self.only.is_some_and(|only| only != position) {
+                continue;
+            }
+            match window.fields.iter().position(|(known, _)| known == name) {
+                Some(slot) => {
+                    if let Some((_, mine)) = window.fields.get_mut(slot) {
+                        mine.merge(state);
+                    }
+                }
+                None if window.fields.len() >= self.settings.max_fields => {
+                    self.stats.fields_over_limit += 1;
+                    continue;
+                }
+                None => window.fields.push((name.clone(), state.clone())),
             }
             self.stats.values_aggregated += 1;
         }
@@ -979,10 +1471,15 @@ impl State<'_> {
     }
 
     /// Emits `window` and either retains it for revisions or lets it go.
-    fn finish(&mut self, series: &mut Series, window: Window, reason: &'static str) {
+    fn finish(&mut self, series: &mut Series, mut window: Window, reason: &'static str) {
+        if let WindowKind::Session { .. } = self.settings.kind {
+            // A session keeps the key of its first emission through revisions.
+            window.key.get_or_insert((window.start, window.end));
+        }
         self.emit(&series.ident, &window, reason);
         series.emitted_through = series.emitted_through.max(Some(window.end));
-        if self.settings.late == LatePolicy::Revise && self.settings.kind.is_time_aligned() {
+        let revisable = !matches!(self.settings.kind, WindowKind::Count { .. });
+        if self.settings.late == LatePolicy::Revise && revisable {
             let index = series
                 .closed
                 .partition_point(|kept| kept.start < window.start);
@@ -1051,6 +1548,12 @@ fn aggregate_id(settings: &Settings, ident: &Ident, window: &Window) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
+    // Only with a series per field, so that the other ids stay what they were.
+    if let Some(field) = &ident.field {
+        hasher.update(b"field");
+        hasher.update((field.len() as u64).to_le_bytes());
+        hasher.update(field.as_bytes());
+    }
     hasher.update(settings.kind.name().as_bytes());
     match settings.kind {
         WindowKind::Count { count } => {
@@ -1058,8 +1561,9 @@ fn aggregate_id(settings: &Settings, ident: &Ident, window: &Window) -> String {
             hasher.update(window.index.to_le_bytes());
         }
         _ => {
-            hasher.update(window.start.to_le_bytes());
-            hasher.update(window.end.to_le_bytes());
+            let (start, end) = window.key.unwrap_or((window.start, window.end));
+            hasher.update(start.to_le_bytes());
+            hasher.update(end.to_le_bytes());
         }
     }
     hasher.update(window.revision.to_le_bytes());
@@ -1092,6 +1596,9 @@ fn aggregate_record(
             };
             payload.insert(name.as_str(), value);
         }
+        if settings.emit_state {
+            state.write_state(field, &mut payload);
+        }
     }
     let mut metadata = Metadata::with_capacity(ident.metadata.len() + 6);
     for (key, value) in &ident.metadata {
@@ -1112,11 +1619,19 @@ fn aggregate_record(
     if let WindowKind::Count { .. } = settings.kind {
         metadata.insert("window.index", digits.format(window.index).into());
     }
+    if let Some(field) = &ident.field {
+        metadata.insert("window.field", field.clone());
+    }
+    if settings.emit_state {
+        // The series' own data type, which a rollup keeps (see `push_aggregate`).
+        metadata.insert("window.data_type", ident.data_type.clone());
+    }
     metadata.insert("window.closed_by", reason.into());
     DataRecord {
         record_id: aggregate_id(settings, ident, window).into(),
         device_id: ident.device_id.clone(),
-        timestamp: Timestamp::from_unix_nanos(window.start),
+        // The key's start, which a revision that extends a session keeps.
+        timestamp: Timestamp::from_unix_nanos(window.key.map_or(window.start, |(start, _)| start)),
         data_type: ident.output_data_type.clone(),
         payload,
         metadata,

@@ -222,6 +222,90 @@ impl Sketch {
             && bins_ok(&self.negative)
     }
 
+    /// The sketch as compact text, for the state carried by aggregate records:
+    /// `α/max_bins/zeros/min/max/positive/negative`, each bin set as
+    /// `offset:count,count,…` (empty when it has no bins). Floats are written in
+    /// their shortest round-trip form, so [`Sketch::decode`] gives back an
+    /// equal sketch.
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(48 + 4 * self.positive.counts.len());
+        let mut floats = ryu::Buffer::new();
+        let mut digits = itoa::Buffer::new();
+        text.push_str(floats.format(self.alpha));
+        text.push('/');
+        text.push_str(digits.format(self.max_bins));
+        text.push('/');
+        text.push_str(digits.format(self.zeros));
+        for float in [self.min, self.max] {
+            text.push('/');
+            text.push_str(floats.format(float));
+        }
+        for bins in [&self.positive, &self.negative] {
+            text.push('/');
+            if bins.counts.is_empty() {
+                continue;
+            }
+            text.push_str(digits.format(bins.offset));
+            text.push(':');
+            for (index, count) in bins.counts.iter().enumerate() {
+                if index > 0 {
+                    text.push(',');
+                }
+                text.push_str(digits.format(*count));
+            }
+        }
+        text
+    }
+
+    /// Reads a sketch written by [`Sketch::encode`]; `None` when the text is
+    /// malformed or describes bins [`Sketch::add`] could not have made (more
+    /// than `max_bins_limit` bins, keys out of range, a non-finite bound).
+    pub fn decode(text: &str, max_bins_limit: u32) -> Option<Sketch> {
+        let mut parts = text.split('/');
+        let alpha: f64 = parts.next()?.parse().ok()?;
+        let max_bins: u32 = parts.next()?.parse().ok()?;
+        let zeros: u64 = parts.next()?.parse().ok()?;
+        let min: f64 = parts.next()?.parse().ok()?;
+        let max: f64 = parts.next()?.parse().ok()?;
+        if max_bins > max_bins_limit || min.is_nan() || max.is_nan() || min > max {
+            return None;
+        }
+        let mut bins = [Bins::default(), Bins::default()];
+        for slot in &mut bins {
+            let part = parts.next()?;
+            if part.is_empty() {
+                continue;
+            }
+            let (offset, counts) = part.split_once(':')?;
+            slot.offset = offset.parse().ok()?;
+            for count in counts.split(',') {
+                if slot.counts.len() >= max_bins as usize {
+                    return None;
+                }
+                slot.counts.push(count.parse().ok()?);
+            }
+        }
+        if parts.next().is_some() {
+            return None;
+        }
+        let [positive, negative] = bins;
+        let count = [&positive, &negative]
+            .iter()
+            .flat_map(|bins| bins.counts.iter())
+            .try_fold(zeros, |total, &count| total.checked_add(count))?;
+        let sketch = Sketch {
+            alpha,
+            max_bins,
+            count,
+            zeros,
+            min,
+            max,
+            positive,
+            negative,
+        };
+        (sketch.is_sane() && (count == 0 || (min.is_finite() && max.is_finite()))).then_some(sketch)
+    }
+
     /// The true quantile lies within `[min, max]`, so clamping never adds error.
     fn clamp(&self, value: f64) -> f64 {
         value.clamp(self.min, self.max)
@@ -283,6 +367,30 @@ mod tests {
         }
         assert_eq!(sketch.quantile(1.5), None);
         assert_eq!(Sketch::new(0.01, 64).quantile(0.5), None);
+    }
+
+    #[test]
+    fn encoding_round_trips_and_refuses_malformed_text() {
+        let mut sketch = Sketch::new(0.01, 2048);
+        for value in [-3.5, -0.001, 0.0, 0.0, 1e-300, 2.0, 2.0, 1e12] {
+            sketch.add(value);
+        }
+        let text = sketch.encode();
+        assert_eq!(Sketch::decode(&text, 2048), Some(sketch.clone()));
+        let empty = Sketch::new(0.02, 64);
+        assert_eq!(Sketch::decode(&empty.encode(), 2048), Some(empty));
+        assert_eq!(Sketch::decode(&text, 100), None, "more bins than allowed");
+        for bad in [
+            "",
+            "0.01/2048/0/1/0//",
+            "0.01/2048/0/1/2/x:1/",
+            "0.01/2048/0/1/2/0:1//",
+            "0.9/2048/0/1/2/0:1/",
+            "0.01/2048/0/1/2/99999999:1/",
+            "0.01/2048/18446744073709551615/1/2/0:1/",
+        ] {
+            assert_eq!(Sketch::decode(bad, 2048), None, "{bad}");
+        }
     }
 
     #[test]
