@@ -265,6 +265,7 @@ fn codec_tag(codec: Codec) -> u8 {
         Codec::Jsonl => 1,
         Codec::Msgpack => 2,
         Codec::Columnar => 3,
+        Codec::JsonPython => 4,
     }
 }
 
@@ -378,6 +379,7 @@ impl Batch {
             1 => Codec::Jsonl,
             2 => Codec::Msgpack,
             3 => Codec::Columnar,
+            4 => Codec::JsonPython,
             other => {
                 return Err(Error::Unsupported {
                     what: "codec",
