@@ -185,3 +185,39 @@ fn sequence_ranges_are_filled_from_the_sources_own_ids() {
         None
     );
 }
+
+#[test]
+fn encoding_on_several_threads_gives_the_same_batches_in_order() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let splits: Vec<Vec<DataRecord>> = (0..9)
+        .map(|_| series_batch().new_tree(&mut runner).unwrap().current())
+        .collect();
+    let encoder = BatchEncoder::new("gw-1", Codec::Json, Compression::SEED).unwrap();
+    let at = Timestamp::from_unix_nanos(5);
+    let one_by_one: Vec<Batch> = splits
+        .iter()
+        .map(|records| encoder.encode(records, at).unwrap())
+        .collect();
+    for threads in [0, 1, 2, 4, 16] {
+        assert_eq!(
+            encoder.encode_many(&splits, at, threads).unwrap(),
+            one_by_one
+        );
+    }
+    assert!(
+        encoder
+            .encode_many(&[] as &[Vec<DataRecord>], at, 2)
+            .unwrap()
+            .is_empty()
+    );
+
+    // A record JSON cannot carry fails the whole call.
+    let mut bad = splits.clone();
+    bad[7][0]
+        .payload
+        .insert("x", edgepipe_core::record::Value::Float(f64::NAN));
+    assert!(matches!(
+        encoder.encode_many(&bad, at, 2),
+        Err(Error::NonFiniteFloat { .. })
+    ));
+}

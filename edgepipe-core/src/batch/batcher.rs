@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use super::codec::{Codec, json, jsonl, msgpack};
+use super::codec::{Codec, json, json_python, jsonl, msgpack};
 use super::envelope::{Batch, BatchEncoder};
 use crate::error::{Error, Result};
 use crate::record::{DataRecord, Timestamp};
@@ -133,6 +133,14 @@ impl Batcher {
                 (
                     json::FRAMING + first,
                     json::FRAMING.max(self.open_bytes) + size,
+                )
+            }
+            Codec::JsonPython => {
+                let size = json_python::record_size(&record, &mut self.scratch, count)?;
+                let first = size - if count > 0 { 2 } else { 0 };
+                (
+                    json_python::FRAMING + first,
+                    json_python::FRAMING.max(self.open_bytes) + size,
                 )
             }
             Codec::Jsonl => {

@@ -89,28 +89,53 @@ pub fn compress(data: &[u8], compression: Compression, out: &mut Vec<u8>) -> Res
             encoder.write_all(data).map_err(failed)?;
             encoder.finish().map_err(failed)?;
         }
-        Compression::Lz4 => {
-            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(lz4_frame_info(), out);
-            encoder.write_all(data).map_err(failed)?;
-            encoder
-                .finish()
-                .map_err(|error| failed(std::io::Error::other(error)))?;
-        }
+        Compression::Lz4 => lz4_frame(data, out)?,
         Compression::Zstd { level } => zstd_compress(data, level, out)?,
     }
     Ok(())
 }
 
-/// The lz4 frame parameters edgepipe writes.
-///
-/// Independent 64 KiB blocks: every lz4 reader (the CLI, Python's `lz4.frame`)
-/// takes them, and a decoder needs only 64 KiB buffers for them. Frame decoding
-/// of 1 MB measured within 1.4× of raw block decoding here (see
-/// `benches/criterion/batch.rs`), so the frame format costs little.
-fn lz4_frame_info() -> lz4_flex::frame::FrameInfo {
-    lz4_flex::frame::FrameInfo::new()
-        .block_size(lz4_flex::frame::BlockSize::Max64KB)
-        .block_mode(lz4_flex::frame::BlockMode::Independent)
+/// lz4 frame blocks edgepipe writes: 64 KiB, the smallest maximum the format
+/// has, so a reader needs only 64 KiB buffers.
+const LZ4_BLOCK: usize = 64 << 10;
+
+/// The frame header edgepipe writes: magic, FLG `0x60` (version 1, independent
+/// blocks, no checksums, no content size), BD `0x40` (64 KiB blocks), and the
+/// header checksum (the second byte of xxh32 of FLG and BD).
+const LZ4_FRAME_HEADER: [u8; 7] = [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82];
+
+/// Writes `data` as one lz4 frame of independent 64 KiB blocks: every lz4
+/// reader (the CLI, Python's `lz4.frame`) takes it. The bytes are what lz4_flex's
+/// `FrameEncoder` writes with these parameters (a test checks), but built
+/// here: the encoder allocates about 200 KiB of block buffers and tables per
+/// frame, which cost more than compressing a 100-record batch (seen with perf).
+fn lz4_frame(data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.reserve(LZ4_FRAME_HEADER.len() + 8 + lz4_flex::block::get_maximum_output_size(data.len()));
+    out.extend_from_slice(&LZ4_FRAME_HEADER);
+    for block in data.chunks(LZ4_BLOCK) {
+        let size_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let start = out.len();
+        out.resize(
+            start + lz4_flex::block::get_maximum_output_size(block.len()),
+            0,
+        );
+        let written = lz4_flex::block::compress_into(block, &mut out[start..])
+            .map_err(|error| Error::io("lz4 compression", std::io::Error::other(error)))?;
+        // A block that does not shrink is stored as is, flagged by the high bit.
+        let size = if written < block.len() {
+            out.truncate(start + written);
+            written as u32
+        } else {
+            out.truncate(start);
+            out.extend_from_slice(block);
+            block.len() as u32 | 0x8000_0000
+        };
+        out[size_at..start].copy_from_slice(&size.to_le_bytes());
+    }
+    // End mark.
+    out.extend_from_slice(&[0; 4]);
+    Ok(())
 }
 
 /// Decompresses `data`, failing with [`Error::DecompressedTooLarge`] as soon as
@@ -223,6 +248,7 @@ fn zstd_missing() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn names_round_trip_and_levels_are_checked() {
@@ -240,6 +266,46 @@ mod tests {
         assert!(Compression::from_name("brotli").is_err());
         assert!(Compression::Gzip { level: 10 }.validate().is_err());
         assert!(Compression::Zstd { level: 0 }.validate().is_err());
+    }
+
+    #[test]
+    fn lz4_frames_are_what_lz4_flex_writes_with_the_same_parameters() {
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{{\"t\":{}}}", i % 977).into_bytes())
+            .collect();
+        let noise: Vec<u8> = (0..150_000u64)
+            .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+            .collect();
+        for data in [
+            &b""[..],
+            b"a",
+            &text[..100],
+            &text[..LZ4_BLOCK],
+            &text[..LZ4_BLOCK + 1],
+            &text,
+            &noise,
+        ] {
+            let mut ours = Vec::new();
+            compress(data, Compression::Lz4, &mut ours).unwrap();
+            let info = lz4_flex::frame::FrameInfo::new()
+                .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            encoder.write_all(data).unwrap();
+            let theirs = encoder.finish().unwrap();
+            // Past the first block lz4_flex keeps its hash table across blocks,
+            // so its matches (not the format) differ from a fresh table's.
+            if data.len() <= LZ4_BLOCK {
+                assert!(ours == theirs, "{} bytes differ", data.len());
+            } else {
+                assert_eq!(ours[..7], theirs[..7], "header");
+            }
+            let mut back = Vec::new();
+            lz4_flex::frame::FrameDecoder::new(&ours[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back == data, "{} bytes round trip", data.len());
+        }
     }
 
     #[test]

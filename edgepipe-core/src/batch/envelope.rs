@@ -178,6 +178,46 @@ impl BatchEncoder {
         self.seal(records, encoded, created_at, false)
     }
 
+    /// Encodes each of `splits` into its own batch stamped `created_at`, on up
+    /// to `threads` threads, in order; the first error stops it.
+    ///
+    /// Encoding is CPU-bound and batches are independent (gzip-6 of the seed's
+    /// JSON takes most of the time), so on a gateway's second core this nearly
+    /// doubles the rate. The threads are scoped: all have finished on return.
+    pub fn encode_many<S>(
+        &self,
+        splits: &[S],
+        created_at: Timestamp,
+        threads: usize,
+    ) -> Result<Vec<Batch>>
+    where
+        S: AsRef<[DataRecord]> + Sync,
+    {
+        let encode_part = |part: &[S]| -> Result<Vec<Batch>> {
+            part.iter()
+                .map(|records| self.encode(records.as_ref(), created_at))
+                .collect()
+        };
+        if threads <= 1 || splits.len() <= 1 {
+            return encode_part(splits);
+        }
+        let chunk = splits.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = splits
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || encode_part(part)))
+                .collect();
+            let mut batches = Vec::with_capacity(splits.len());
+            for handle in handles {
+                match handle.join() {
+                    Ok(part) => batches.extend(part?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(batches)
+        })
+    }
+
     /// Compresses already encoded records and builds the envelope.
     pub(crate) fn seal(
         &self,
@@ -265,6 +305,7 @@ fn codec_tag(codec: Codec) -> u8 {
         Codec::Jsonl => 1,
         Codec::Msgpack => 2,
         Codec::Columnar => 3,
+        Codec::JsonPython => 4,
     }
 }
 
@@ -378,6 +419,7 @@ impl Batch {
             1 => Codec::Jsonl,
             2 => Codec::Msgpack,
             3 => Codec::Columnar,
+            4 => Codec::JsonPython,
             other => {
                 return Err(Error::Unsupported {
                     what: "codec",

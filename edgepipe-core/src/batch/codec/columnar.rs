@@ -1,4 +1,4 @@
-//! edgepipe's columnar time-series codec (format version 1).
+//! edgepipe's columnar time-series codec (format version 2; version 1 is still read).
 //!
 //! Records are grouped by series (device id) and every column is encoded on its
 //! own, in series-major order: timestamps by delta-of-delta, record ids implicitly
@@ -17,7 +17,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use compact_str::CompactString;
 
 use super::wire::{
-    BitReader, BitWriter, Reader, get_packed, put_packed, put_varint, unzigzag, zigzag,
+    BitReader, BitWriter, Reader, bit_width, get_packed, packed_size, put_packed, put_packed_iter,
+    put_varint, unzigzag, zigzag,
 };
 use crate::batch::limits::DecodeLimits;
 use crate::error::{Error, Result};
@@ -52,7 +53,8 @@ impl Hasher for Fnv {
 type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// The format version this build writes (the first byte of every payload).
-pub const VERSION: u8 = 1;
+/// Version 1 payloads are still read.
+pub const VERSION: u8 = 2;
 
 /// Largest decimal scale tried for decimals in disguise (digits after the point).
 const MAX_SCALE: usize = 15;
@@ -75,6 +77,13 @@ const COLUMN_FLOAT: u8 = 2;
 const COLUMN_MIXED: u8 = 3;
 const FLAT_DELTA: u8 = 0;
 const FLAT_OFFSET: u8 = 1;
+/// Version 2: the first value as a varint, then the deltas.
+const FLAT_FIRST_DELTA: u8 = 2;
+/// Version 2: the first value and the first delta as varints, then the deltas' deltas.
+const FLAT_FIRST_DELTA2: u8 = 3;
+/// String table entry: successors of the previous string (in version 1 one
+/// successor; in version 2 followed by a varint count).
+const STRING_SUCCESSORS: u64 = 1;
 
 // Value tags in mixed columns and nested values.
 const TAG_NULL: u64 = 0;
@@ -91,13 +100,19 @@ const TAG_MAP: u64 = 7;
 // ---------------------------------------------------------------------------
 
 /// Strings in first-seen order, numbered provisionally; sorted at the end.
-#[derive(Default)]
 struct Interner<'a> {
     ids: HashMap<&'a str, u32>,
     list: Vec<&'a str>,
 }
 
 impl<'a> Interner<'a> {
+    fn with_capacity(capacity: usize) -> Self {
+        Interner {
+            ids: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+            list: Vec::with_capacity(capacity),
+        }
+    }
+
     fn id(&mut self, text: &'a str) -> u32 {
         let next = self.list.len() as u32;
         *self.ids.entry(text).or_insert_with(|| {
@@ -109,7 +124,7 @@ impl<'a> Interner<'a> {
     /// The final (sorted) number of each provisional id, and the sorted strings.
     fn sorted(&self) -> (Vec<u32>, Vec<&'a str>) {
         let mut order: Vec<u32> = (0..self.list.len() as u32).collect();
-        order.sort_unstable_by_key(|&id| self.list[id as usize]);
+        order.sort_unstable_by(|&a, &b| self.list[a as usize].cmp(self.list[b as usize]));
         let mut remap = vec![0u32; order.len()];
         for (final_id, &provisional) in order.iter().enumerate() {
             remap[provisional as usize] = final_id as u32;
@@ -127,20 +142,43 @@ struct FieldColumn<'a> {
     last_series: usize,
 }
 
-/// Parses the canonical text form of a sequence id (see [`crate::record::SequenceId`]).
+/// Parses the canonical text form of a sequence id (see [`crate::record::SequenceId`]):
+/// `source:epoch:sequence`, the numbers in decimal without leading zeros.
 pub(crate) fn parse_sequence_id(text: &str) -> Option<(&str, u64, u64)> {
-    let mut parts = text.rsplitn(3, ':');
-    let sequence = number(parts.next()?)?;
-    let epoch = number(parts.next()?)?;
-    let source = parts.next().filter(|source| !source.is_empty())?;
-    Some((source, epoch, sequence))
+    // By hand from the end: this runs for every record twice per batch (the
+    // codec and the envelope's sequence range), where `rsplitn` and `parse`
+    // showed up in profiles.
+    let bytes = text.as_bytes();
+    let (sequence, rest) = trailing_number(bytes)?;
+    let (epoch, rest) = trailing_number(rest.strip_suffix(b":")?)?;
+    let source = rest.strip_suffix(b":")?;
+    if source.is_empty() {
+        return None;
+    }
+    // `source` ends just before an ASCII ':', so it is a valid prefix of `text`.
+    Some((&text[..source.len()], epoch, sequence))
 }
 
-fn number(digits: &str) -> Option<u64> {
-    let canonical = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !(digits.len() > 1 && digits.starts_with('0'));
-    if canonical { digits.parse().ok() } else { None }
+/// The canonical decimal number at the end of `bytes` (no leading zeros, fits a
+/// u64), and the bytes before it.
+fn trailing_number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = bytes
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let start = bytes.len() - digits;
+    let number = &bytes[start..];
+    if digits == 0 || digits > 20 || (digits > 1 && number[0] == b'0') {
+        return None;
+    }
+    let mut value = 0u64;
+    for &digit in number {
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+    }
+    Some((value, &bytes[..start]))
 }
 
 /// The 16 bytes of a canonical lowercase hyphenated UUID.
@@ -201,26 +239,89 @@ fn decimal_scale(value: f64) -> Option<usize> {
     (0..=MAX_SCALE).find(|&scale| mantissa_at(value, scale).is_some())
 }
 
-/// Appends `records` in the columnar format.
-pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
-    let mut strings = Interner::default();
+/// The column as decimals: the largest of the values' smallest exact scales, and
+/// every mantissa at that scale; `None` when some value has no exact scale or
+/// is not exact at the common one.
+fn decimal_mantissas(floats: &[f64]) -> Option<(usize, Vec<i64>)> {
+    let mut scale = 0;
+    let mut mantissas = Vec::with_capacity(floats.len());
+    let mut all_exact = true;
+    for &value in floats {
+        // Exact at the scale so far means its own smallest scale is no larger,
+        // so the common scale stays: only the others need the search.
+        match mantissa_at(value, scale) {
+            Some(mantissa) => mantissas.push(mantissa),
+            None => {
+                scale = scale.max(decimal_scale(value)?);
+                all_exact = false;
+                mantissas.push(0);
+            }
+        }
+    }
+    if !all_exact {
+        mantissas.clear();
+        for &value in floats {
+            mantissas.push(mantissa_at(value, scale)?);
+        }
+    }
+    Some((scale, mantissas))
+}
 
-    // Series in first-seen order; rows of each in input order.
-    let mut series_index: HashMap<&str, usize> = HashMap::default();
+/// The largest `e` ≤ 9 such that every timestamp is a multiple of `10^e`.
+fn timestamp_exponent(timestamps: &[i64]) -> u32 {
+    let mut exponent = 9u32;
+    for &timestamp in timestamps {
+        // Readings share their resolution, so after the first the test is one
+        // division per timestamp.
+        while exponent > 0 && timestamp % 10i64.pow(exponent) != 0 {
+            exponent -= 1;
+        }
+        if exponent == 0 {
+            break;
+        }
+    }
+    exponent
+}
+
+/// Appends `records` in the columnar format (version [`VERSION`]).
+pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
+    let count = records.len();
+    // Devices, data types, metadata, field names and some values: most batches
+    // hold far fewer distinct strings than records.
+    let mut strings = Interner::with_capacity(count.min(1024) + 16);
+
+    // Series in first-seen order, and each row's series.
+    let mut series_index: HashMap<&str, u32> =
+        HashMap::with_capacity_and_hasher(count.min(1024), Default::default());
     let mut series_device: Vec<u32> = Vec::new();
-    let mut series_rows: Vec<Vec<usize>> = Vec::new();
-    for (row, record) in records.iter().enumerate() {
+    let mut lengths: Vec<usize> = Vec::new();
+    let mut row_series: Vec<u32> = Vec::with_capacity(count);
+    for record in records {
+        let next = lengths.len() as u32;
         let series = *series_index
             .entry(record.device_id.as_str())
             .or_insert_with(|| {
                 series_device.push(strings.id(&record.device_id));
-                series_rows.push(Vec::new());
-                series_rows.len() - 1
+                lengths.push(0);
+                next
             });
-        series_rows[series].push(row);
+        lengths[series as usize] += 1;
+        row_series.push(series);
     }
-    let lengths: Vec<usize> = series_rows.iter().map(Vec::len).collect();
-    let order: Vec<usize> = series_rows.concat();
+    // Series-major order by a counting sort: the rows of series 0 in input
+    // order, then those of series 1, and so on.
+    let mut next_position: Vec<usize> = Vec::with_capacity(lengths.len());
+    let mut start = 0;
+    for &length in &lengths {
+        next_position.push(start);
+        start += length;
+    }
+    let mut order = vec![0usize; count];
+    for (row, &series) in row_series.iter().enumerate() {
+        let slot = &mut next_position[series as usize];
+        order[*slot] = row;
+        *slot += 1;
+    }
 
     // Record ids: sequence ids, UUIDs, or verbatim.
     let sequence_ids: Option<Vec<(&str, u64, u64)>> = records
@@ -231,20 +332,31 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
         Some(_) => None,
         None => records.iter().map(|r| parse_uuid(&r.record_id)).collect(),
     };
+    if let Some(ids) = &sequence_ids {
+        let mut previous = None;
+        for &(source, _, _) in ids {
+            if previous != Some(source) {
+                strings.id(source);
+                previous = Some(source);
+            }
+        }
+    }
 
     // Per-row dictionary references, series-major.
-    let mut data_types = Vec::with_capacity(records.len());
+    let mut data_types = Vec::with_capacity(count);
     let mut metasets: Vec<Vec<(u32, u32)>> = Vec::new();
     let mut metaset_ids: HashMap<Vec<(u32, u32)>, usize> = HashMap::default();
-    let mut metaset_rows = Vec::with_capacity(records.len());
+    let mut metaset_rows = Vec::with_capacity(count);
     let mut shapes: Vec<Vec<usize>> = Vec::new();
     let mut shape_ids: HashMap<Vec<usize>, usize> = HashMap::default();
-    let mut shape_rows = Vec::with_capacity(records.len());
+    let mut shape_rows = Vec::with_capacity(count);
     let mut fields: Vec<FieldColumn<'_>> = Vec::new();
     let mut field_ids: HashMap<u32, usize> = HashMap::default();
-    let mut timestamps = Vec::with_capacity(records.len());
+    let mut timestamps = Vec::with_capacity(count);
     let mut key: Vec<(u32, u32)> = Vec::new();
     let mut shape_key: Vec<usize> = Vec::new();
+    let mut previous: Option<&DataRecord> = None;
+    let (mut data_type, mut metaset, mut shape) = (0u32, 0usize, 0usize);
     let mut series = 0;
     let mut series_end = lengths.first().copied().unwrap_or(0);
     for (position, &row) in order.iter().enumerate() {
@@ -254,37 +366,57 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
         }
         let record = &records[row];
         timestamps.push(record.timestamp.unix_nanos());
-        data_types.push(strings.id(&record.data_type));
 
-        key.clear();
-        for (name, value) in record.metadata.iter() {
-            key.push((strings.id(name), strings.id(value)));
+        // Neighbouring rows nearly always share their data type, metadata and
+        // payload keys: compare with the previous row before hashing anything.
+        if previous.is_none_or(|p| p.data_type != record.data_type) {
+            data_type = strings.id(&record.data_type);
         }
-        // Look up by slice first: cloning the key for every row costs an allocation.
-        let metaset = match metaset_ids.get(key.as_slice()) {
-            Some(&metaset) => metaset,
-            None => {
-                metasets.push(key.clone());
-                metaset_ids.insert(key.clone(), metasets.len() - 1);
-                metasets.len() - 1
+        data_types.push(data_type);
+
+        if previous.is_none_or(|p| !p.metadata.iter().eq(record.metadata.iter())) {
+            key.clear();
+            for (name, value) in record.metadata.iter() {
+                key.push((strings.id(name), strings.id(value)));
             }
-        };
+            metaset = match metaset_ids.get(key.as_slice()) {
+                Some(&known) => known,
+                None => {
+                    metasets.push(key.clone());
+                    metaset_ids.insert(key.clone(), metasets.len() - 1);
+                    metasets.len() - 1
+                }
+            };
+        }
         metaset_rows.push(metaset);
 
-        shape_key.clear();
-        for (name, value) in record.payload.iter() {
-            let name = strings.id(name);
-            let next = fields.len();
-            let field = *field_ids.entry(name).or_insert_with(|| {
-                fields.push(FieldColumn {
-                    name,
-                    values: Vec::new(),
-                    lengths: Vec::new(),
-                    last_series: usize::MAX,
+        if previous.is_none_or(|p| !p.payload.keys().eq(record.payload.keys())) {
+            shape_key.clear();
+            for name in record.payload.keys() {
+                let name = strings.id(name);
+                let next = fields.len();
+                let field = *field_ids.entry(name).or_insert_with(|| {
+                    fields.push(FieldColumn {
+                        name,
+                        values: Vec::with_capacity(count),
+                        lengths: Vec::new(),
+                        last_series: usize::MAX,
+                    });
+                    next
                 });
-                next
-            });
-            shape_key.push(field);
+                shape_key.push(field);
+            }
+            shape = match shape_ids.get(shape_key.as_slice()) {
+                Some(&known) => known,
+                None => {
+                    shapes.push(shape_key.clone());
+                    shape_ids.insert(shape_key.clone(), shapes.len() - 1);
+                    shapes.len() - 1
+                }
+            };
+        }
+        shape_rows.push(shape);
+        for (&field, (_, value)) in shapes[shape].iter().zip(record.payload.iter()) {
             let column = &mut fields[field];
             if let Value::String(text) = value {
                 strings.id(text);
@@ -298,50 +430,34 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
                 *last += 1;
             }
         }
-        let next = shapes.len();
-        let shape = *shape_ids.get(shape_key.as_slice()).unwrap_or(&next);
-        if shape == next {
-            shapes.push(shape_key.clone());
-            shape_ids.insert(shape_key.clone(), next);
-        }
-        shape_rows.push(shape);
-    }
-    if let Some(ids) = &sequence_ids {
-        for (source, _, _) in ids {
-            strings.id(source);
-        }
+        previous = Some(record);
     }
 
     let (remap, sorted) = strings.sorted();
     let string_id = |provisional: u32| i64::from(remap[provisional as usize]);
 
     out.push(VERSION);
-    put_varint(out, records.len() as u64);
+    put_varint(out, count as u64);
     put_string_table(out, &sorted);
 
     // Series: device string ids and row counts.
     put_varint(out, lengths.len() as u64);
-    put_flat(
-        out,
-        &series_device
-            .iter()
-            .map(|&id| string_id(id))
-            .collect::<Vec<_>>(),
-    );
-    put_flat(out, &lengths.iter().map(|&n| n as i64).collect::<Vec<_>>());
+    let mut integers: Vec<i64> = series_device.iter().map(|&id| string_id(id)).collect();
+    put_flat(out, &integers);
+    integers.clear();
+    integers.extend(lengths.iter().map(|&n| n as i64));
+    put_flat(out, &integers);
 
     // Timestamps: the common power-of-ten unit, then delta-of-delta.
-    let exponent = (0..=9u32)
-        .rev()
-        .find(|&e| {
-            let unit = 10i64.pow(e);
-            timestamps.iter().all(|t| t % unit == 0)
-        })
-        .unwrap_or(0);
+    let exponent = timestamp_exponent(&timestamps);
     out.push(exponent as u8);
-    let unit = 10i64.pow(exponent);
-    let scaled: Vec<i64> = timestamps.iter().map(|t| t / unit).collect();
-    put_int_column(out, &scaled, &lengths, 2);
+    if exponent > 0 {
+        let unit = 10i64.pow(exponent);
+        for timestamp in &mut timestamps {
+            *timestamp /= unit;
+        }
+    }
+    put_int_column(out, &timestamps, &lengths, 2);
 
     // Record ids, then how to restore the input order.
     let mut order_mode = if order.iter().enumerate().all(|(i, &row)| i == row) {
@@ -351,23 +467,31 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
     };
     if let Some(ids) = &sequence_ids {
         out.push(IDS_SEQUENCE);
-        let mut prefixes: Vec<(u32, u64)> = Vec::new();
-        let mut prefix_ids: HashMap<(u32, u64), usize> = HashMap::default();
-        let mut prefix_rows = Vec::with_capacity(records.len());
-        let mut sequences = Vec::with_capacity(records.len());
+        let mut prefixes: Vec<(&str, u64)> = Vec::new();
+        let mut prefix_rows = Vec::with_capacity(count);
+        let mut sequences = Vec::with_capacity(count);
+        let mut last_prefix = None;
         for &row in &order {
             let (source, epoch, sequence) = ids[row];
-            let prefix = (strings.ids[source], epoch);
-            let next = prefixes.len();
-            prefix_rows.push(*prefix_ids.entry(prefix).or_insert_with(|| {
-                prefixes.push(prefix);
-                next
-            }) as i64);
+            // A batch holds one source and epoch, or very few: a linear search
+            // from the last one found beats hashing.
+            let index = match last_prefix {
+                Some(index) if prefixes[index] == (source, epoch) => index,
+                _ => match prefixes.iter().position(|&p| p == (source, epoch)) {
+                    Some(index) => index,
+                    None => {
+                        prefixes.push((source, epoch));
+                        prefixes.len() - 1
+                    }
+                },
+            };
+            last_prefix = Some(index);
+            prefix_rows.push(index as i64);
             sequences.push(sequence as i64);
         }
         put_varint(out, prefixes.len() as u64);
         for (source, epoch) in &prefixes {
-            put_varint(out, string_id(*source) as u64);
+            put_varint(out, string_id(strings.ids[source]) as u64);
             put_varint(out, *epoch);
         }
         put_flat(out, &prefix_rows);
@@ -390,23 +514,13 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
     }
     out.push(order_mode);
     if order_mode == ORDER_EXPLICIT {
-        let mut row_series = vec![0u64; records.len()];
-        for (series, rows) in series_rows.iter().enumerate() {
-            for &row in rows {
-                row_series[row] = series as u64;
-            }
-        }
-        put_packed(out, &row_series);
+        put_packed_iter(out, row_series.iter().map(|&series| u64::from(series)));
     }
 
     // Data types, metadata sets, fields and shapes.
-    put_flat(
-        out,
-        &data_types
-            .iter()
-            .map(|&id| string_id(id))
-            .collect::<Vec<_>>(),
-    );
+    integers.clear();
+    integers.extend(data_types.iter().map(|&id| string_id(id)));
+    put_flat(out, &integers);
     put_varint(out, metasets.len() as u64);
     for set in &metasets {
         put_varint(out, set.len() as u64);
@@ -415,10 +529,9 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
             put_varint(out, string_id(value) as u64);
         }
     }
-    put_flat(
-        out,
-        &metaset_rows.iter().map(|&m| m as i64).collect::<Vec<_>>(),
-    );
+    integers.clear();
+    integers.extend(metaset_rows.iter().map(|&m| m as i64));
+    put_flat(out, &integers);
     put_varint(out, fields.len() as u64);
     for field in &fields {
         put_varint(out, string_id(field.name) as u64);
@@ -430,10 +543,9 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
             put_varint(out, field as u64);
         }
     }
-    put_flat(
-        out,
-        &shape_rows.iter().map(|&s| s as i64).collect::<Vec<_>>(),
-    );
+    integers.clear();
+    integers.extend(shape_rows.iter().map(|&s| s as i64));
+    put_flat(out, &integers);
 
     for field in &fields {
         put_field_column(out, field, &|text: &str| {
@@ -444,31 +556,79 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
 }
 
 /// Sorted strings, front-coded: each entry shares a prefix with the one before.
-/// An entry that is the previous one with its trailing number incremented
-/// (`dev-0041` → `dev-0042`) costs one byte.
+/// A run of entries that each are the previous one with its trailing number
+/// incremented (`dev-0041`, `dev-0042`, ...) costs two bytes, whatever its length.
 fn put_string_table(out: &mut Vec<u8>, strings: &[&str]) {
     put_varint(out, strings.len() as u64);
+    let mut index = 0;
     let mut previous: &str = "";
-    for &text in strings {
-        if successor(previous).as_deref() == Some(text) {
-            put_varint(out, 1);
-        } else {
-            let shared = previous
-                .bytes()
-                .zip(text.bytes())
-                .take_while(|(a, b)| a == b)
-                .count();
-            // Cut at a character boundary so the suffix is valid UTF-8 on its own.
-            let shared = (0..=shared)
-                .rev()
-                .find(|&cut| text.is_char_boundary(cut))
-                .unwrap_or(0);
-            put_varint(out, (shared as u64) << 1);
-            put_varint(out, (text.len() - shared) as u64);
-            out.extend_from_slice(&text.as_bytes()[shared..]);
+    while index < strings.len() {
+        let run = strings[index..]
+            .iter()
+            .scan(previous, |before, &text| {
+                let next = is_successor(before, text);
+                *before = text;
+                Some(next)
+            })
+            .take_while(|&next| next)
+            .count();
+        if run > 0 {
+            put_varint(out, STRING_SUCCESSORS);
+            put_varint(out, run as u64);
+            index += run;
+            previous = strings[index - 1];
+            continue;
         }
+        let text = strings[index];
+        let shared = previous
+            .bytes()
+            .zip(text.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        // Cut at a character boundary so the suffix is valid UTF-8 on its own.
+        let shared = (0..=shared)
+            .rev()
+            .find(|&cut| text.is_char_boundary(cut))
+            .unwrap_or(0);
+        put_varint(out, (shared as u64) << 1);
+        put_varint(out, (text.len() - shared) as u64);
+        out.extend_from_slice(&text.as_bytes()[shared..]);
         previous = text;
+        index += 1;
     }
+}
+
+/// True when `next` is [`successor`]`(previous)`, without building it.
+fn is_successor(previous: &str, next: &str) -> bool {
+    let (before, after) = (previous.as_bytes(), next.as_bytes());
+    let digits = before
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || before.len() != after.len() {
+        return false;
+    }
+    let split = before.len() - digits;
+    if before[..split] != after[..split] {
+        return false;
+    }
+    let mut carry = true;
+    for index in (split..before.len()).rev() {
+        let expected = match (carry, before[index]) {
+            (true, b'9') => b'0',
+            (true, digit) => {
+                carry = false;
+                digit + 1
+            }
+            (false, digit) => digit,
+        };
+        if after[index] != expected {
+            return false;
+        }
+    }
+    // All nines have no successor of the same width.
+    !carry
 }
 
 /// `text` with its trailing decimal digits incremented, keeping the width.
@@ -494,30 +654,93 @@ fn successor(text: &str) -> Option<String> {
     None
 }
 
-/// A short integer sequence: either zigzag deltas or offsets from the minimum,
-/// whichever packs smaller, behind a mode byte.
+fn varint_size(value: u64) -> usize {
+    (bit_width(value).max(1) as usize).div_ceil(7)
+}
+
+fn deltas(values: &[i64]) -> impl Iterator<Item = u64> + '_ {
+    values
+        .windows(2)
+        .map(|pair| zigzag(pair[1].wrapping_sub(pair[0])))
+}
+
+fn second_deltas(values: &[i64]) -> impl Iterator<Item = u64> + '_ {
+    values.windows(3).map(|triple| {
+        zigzag(
+            triple[2]
+                .wrapping_sub(triple[1])
+                .wrapping_sub(triple[1].wrapping_sub(triple[0])),
+        )
+    })
+}
+
+/// A short integer sequence in whichever mode packs smallest, behind a mode
+/// byte: zigzag deltas from 0, offsets from the minimum, or (version 2) the
+/// first value then its deltas, or the first value and delta then the deltas'
+/// deltas. Sizes are computed before anything is written.
 fn put_flat(out: &mut Vec<u8>, values: &[i64]) {
-    let mut previous = 0i64;
-    let deltas: Vec<u64> = values
-        .iter()
-        .map(|&v| {
-            let delta = zigzag(v.wrapping_sub(previous));
-            previous = v;
-            delta
-        })
-        .collect();
-    let mut by_delta = vec![FLAT_DELTA];
-    put_packed(&mut by_delta, &deltas);
+    let first = values.first().map_or(0, |&v| zigzag(v));
     let min = values.iter().copied().min().unwrap_or(0);
-    let mut by_offset = vec![FLAT_OFFSET];
-    put_varint(&mut by_offset, zigzag(min));
-    let offsets: Vec<u64> = values.iter().map(|&v| v.wrapping_sub(min) as u64).collect();
-    put_packed(&mut by_offset, &offsets);
-    out.extend_from_slice(if by_offset.len() < by_delta.len() {
-        &by_offset
-    } else {
-        &by_delta
-    });
+    let offsets = || values.iter().map(move |&v| v.wrapping_sub(min) as u64);
+    let mut best = (
+        1 + packed_size(
+            values
+                .first()
+                .map(|_| first)
+                .into_iter()
+                .chain(deltas(values)),
+        ),
+        FLAT_DELTA,
+    );
+    let mut consider = |size: usize, mode: u8| {
+        if size < best.0 {
+            best = (size, mode);
+        }
+    };
+    consider(
+        1 + varint_size(zigzag(min)) + packed_size(offsets()),
+        FLAT_OFFSET,
+    );
+    if !values.is_empty() {
+        consider(
+            1 + varint_size(first) + packed_size(deltas(values)),
+            FLAT_FIRST_DELTA,
+        );
+    }
+    let first_delta = match values {
+        [a, b, ..] => Some(zigzag(b.wrapping_sub(*a))),
+        _ => None,
+    };
+    if let Some(first_delta) = first_delta {
+        consider(
+            1 + varint_size(first) + varint_size(first_delta) + packed_size(second_deltas(values)),
+            FLAT_FIRST_DELTA2,
+        );
+    }
+    out.push(best.1);
+    match best.1 {
+        FLAT_DELTA => put_packed_iter(
+            out,
+            values
+                .first()
+                .map(|_| first)
+                .into_iter()
+                .chain(deltas(values)),
+        ),
+        FLAT_OFFSET => {
+            put_varint(out, zigzag(min));
+            put_packed_iter(out, offsets());
+        }
+        FLAT_FIRST_DELTA => {
+            put_varint(out, first);
+            put_packed_iter(out, deltas(values));
+        }
+        _ => {
+            put_varint(out, first);
+            put_varint(out, first_delta.unwrap_or(0));
+            put_packed_iter(out, second_deltas(values));
+        }
+    }
 }
 
 /// An integer column split in per-series chunks (`lengths`, empty chunks left
@@ -525,7 +748,7 @@ fn put_flat(out: &mut Vec<u8>, values: &[i64]) {
 /// flat sequences across series, then each chunk's `order`-th differences,
 /// zigzagged and bit-packed.
 fn put_int_column(out: &mut Vec<u8>, values: &[i64], lengths: &[usize], order: usize) {
-    let mut heads = Vec::new();
+    let mut heads = Vec::with_capacity(lengths.len());
     let mut second_heads = Vec::new();
     let mut start = 0;
     for &length in lengths {
@@ -542,7 +765,6 @@ fn put_int_column(out: &mut Vec<u8>, values: &[i64], lengths: &[usize], order: u
     if order == 2 {
         put_flat(out, &second_heads);
     }
-    let mut body = Vec::new();
     let mut start = 0;
     for &length in lengths {
         let chunk = &values[start..start + length];
@@ -550,24 +772,11 @@ fn put_int_column(out: &mut Vec<u8>, values: &[i64], lengths: &[usize], order: u
         if chunk.len() <= order {
             continue;
         }
-        body.clear();
-        let mut previous = chunk[order - 1];
-        let mut previous_delta = if order == 2 {
-            chunk[1].wrapping_sub(chunk[0])
+        if order == 2 {
+            put_packed_iter(out, second_deltas(chunk));
         } else {
-            0
-        };
-        for &value in &chunk[order..] {
-            let delta = value.wrapping_sub(previous);
-            body.push(zigzag(if order == 2 {
-                delta.wrapping_sub(previous_delta)
-            } else {
-                delta
-            }));
-            previous = value;
-            previous_delta = delta;
+            put_packed_iter(out, deltas(chunk));
         }
-        put_packed(out, &body);
     }
 }
 
@@ -597,18 +806,11 @@ fn put_field_column(
         })
         .collect();
     if let Some(floats) = floats {
-        let scale = floats
-            .iter()
-            .try_fold(0, |scale, &f| decimal_scale(f).map(|s| s.max(scale)));
-        if let Some(scale) = scale {
-            let mantissas: Option<Vec<i64>> =
-                floats.iter().map(|&f| mantissa_at(f, scale)).collect();
-            if let Some(mantissas) = mantissas {
-                out.push(COLUMN_DECIMAL);
-                out.push(scale as u8);
-                put_int_column(out, &mantissas, &field.lengths, 1);
-                return Ok(());
-            }
+        if let Some((scale, mantissas)) = decimal_mantissas(&floats) {
+            out.push(COLUMN_DECIMAL);
+            out.push(scale as u8);
+            put_int_column(out, &mantissas, &field.lengths, 1);
+            return Ok(());
         }
         out.push(COLUMN_FLOAT);
         put_gorilla(out, &floats);
@@ -762,6 +964,10 @@ fn put_gorilla(out: &mut Vec<u8>, values: &[f64]) {
 /// expansion of a small columnar batch to the decompressed-size limit.
 const RECORD_OVERHEAD: usize = 96;
 const FIELD_OVERHEAD: usize = 8;
+/// Bytes a dictionary string costs besides its text (its JSON quotes), so a
+/// version 2 run of successors, a few bytes on the wire, cannot list more
+/// strings than the limit allows.
+const STRING_OVERHEAD: usize = 2;
 
 struct Budget {
     left: usize,
@@ -786,7 +992,7 @@ impl Budget {
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
     let mut reader = Reader::new(bytes, CODEC);
     let version = reader.u8()?;
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(Error::Unsupported {
             what: "columnar format version",
             name: version.to_string(),
@@ -802,7 +1008,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
         left: limits.max_decompressed_bytes,
         limit: limits.max_decompressed_bytes,
     };
-    let strings = get_string_table(&mut reader, &mut budget)?;
+    let strings = get_string_table(&mut reader, &mut budget, version)?;
     let string = |reader: &Reader<'_>, id: i64| -> Result<&CompactString> {
         usize::try_from(id)
             .ok()
@@ -811,8 +1017,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
     };
 
     let series_count = reader.count(records, "series count")?;
-    let series_device = get_flat(&mut reader, series_count)?;
-    let lengths: Vec<usize> = get_flat(&mut reader, series_count)?
+    let series_device = get_flat(&mut reader, series_count, version)?;
+    let lengths: Vec<usize> = get_flat(&mut reader, series_count, version)?
         .into_iter()
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
         .collect();
@@ -832,7 +1038,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
         return Err(reader.error(format!("timestamp exponent {exponent} exceeds 9")));
     }
     let unit = 10i64.pow(exponent);
-    let timestamps = get_int_column(&mut reader, &lengths, 2)?;
+    let timestamps = get_int_column(&mut reader, &lengths, 2, version)?;
 
     // Record ids in series-major order, and the sequence numbers when implicit.
     let mut sequences = Vec::new();
@@ -849,8 +1055,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
                 let epoch = reader.varint()?;
                 prefixes.push((source, epoch));
             }
-            let prefix_rows = get_flat(&mut reader, records)?;
-            sequences = get_int_column(&mut reader, &lengths, 2)?;
+            let prefix_rows = get_flat(&mut reader, records, version)?;
+            sequences = get_int_column(&mut reader, &lengths, 2, version)?;
             let mut ids = Vec::with_capacity(records);
             for (&prefix, &sequence) in prefix_rows.iter().zip(&sequences) {
                 let (source, epoch) = usize::try_from(prefix)
@@ -928,7 +1134,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
         other => return Err(reader.error(format!("unknown order mode {other}"))),
     };
 
-    let data_types = get_flat(&mut reader, records)?;
+    let data_types = get_flat(&mut reader, records, version)?;
     let metaset_count = reader.count(reader.remaining(), "metadata set count")?;
     let mut metasets: Vec<(Metadata, usize)> = Vec::with_capacity(metaset_count);
     for _ in 0..metaset_count {
@@ -951,7 +1157,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
         }
         metasets.push((map, size));
     }
-    let metaset_rows = get_flat(&mut reader, records)?;
+    let metaset_rows = get_flat(&mut reader, records, version)?;
 
     let field_count = reader.count(reader.remaining(), "field count")?;
     let mut field_names = Vec::with_capacity(field_count);
@@ -980,7 +1186,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
         }
         shapes.push((shape, size));
     }
-    let shape_rows = get_flat(&mut reader, records)?;
+    let shape_rows = get_flat(&mut reader, records, version)?;
 
     // Hold the expansion to the limit before building anything per record.
     let mut series_of_position = Vec::with_capacity(records);
@@ -1026,7 +1232,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
 
     let mut columns = Vec::with_capacity(field_count);
     for lengths in &field_lengths {
-        let column = get_field_column(&mut reader, lengths, &strings, &mut budget, limits)?;
+        let column =
+            get_field_column(&mut reader, lengths, &strings, &mut budget, limits, version)?;
         columns.push(column.into_iter());
     }
     if !reader.is_empty() {
@@ -1066,38 +1273,63 @@ fn reader_i64(reader: &mut Reader<'_>) -> Result<i64> {
     i64::try_from(reader.varint()?).map_err(|_| reader.error("index overflows"))
 }
 
-fn get_string_table(reader: &mut Reader<'_>, budget: &mut Budget) -> Result<Vec<CompactString>> {
-    // Every entry takes at least one byte.
-    let count = reader.count(reader.remaining(), "string count")?;
-    let mut strings: Vec<CompactString> = Vec::with_capacity(count);
+fn get_string_table(
+    reader: &mut Reader<'_>,
+    budget: &mut Budget,
+    version: u8,
+) -> Result<Vec<CompactString>> {
+    // Version 1 entries take at least a byte each; a version 2 run of
+    // successors does not, but every string spends its length plus quotes from
+    // the budget, which bounds the count.
+    let max = if version == 1 {
+        reader.remaining()
+    } else {
+        budget.left / STRING_OVERHEAD
+    };
+    let count = reader.count(max, "string count")?;
+    let mut strings: Vec<CompactString> = Vec::with_capacity(count.min(reader.remaining()));
     let mut previous = String::new();
-    for _ in 0..count {
+    while strings.len() < count {
         let header = reader.varint()?;
-        let text = if header == 1 {
-            successor(&previous)
-                .ok_or_else(|| reader.error("no successor of the previous string"))?
-        } else if header & 1 == 0 {
-            let shared = usize::try_from(header >> 1).unwrap_or(usize::MAX);
-            if shared > previous.len() || !previous.is_char_boundary(shared) {
-                return Err(reader.error("shared prefix longer than the previous string"));
-            }
-            let suffix_length = reader.count(reader.remaining(), "string length")?;
-            let suffix = reader.str(suffix_length)?;
-            let mut text = String::with_capacity(shared + suffix.len());
-            text.push_str(&previous[..shared]);
-            text.push_str(suffix);
-            text
+        let repeat = if header == STRING_SUCCESSORS && version >= 2 {
+            reader.count(count - strings.len(), "successor run")?
         } else {
-            return Err(reader.error("unknown string entry"));
+            1
         };
-        budget.spend(text.len())?;
-        strings.push(CompactString::from(text.as_str()));
-        previous = text;
+        for _ in 0..repeat {
+            let text = if header == STRING_SUCCESSORS {
+                successor(&previous)
+                    .ok_or_else(|| reader.error("no successor of the previous string"))?
+            } else if header & 1 == 0 {
+                let shared = usize::try_from(header >> 1).unwrap_or(usize::MAX);
+                if shared > previous.len() || !previous.is_char_boundary(shared) {
+                    return Err(reader.error("shared prefix longer than the previous string"));
+                }
+                let suffix_length = reader.count(reader.remaining(), "string length")?;
+                let suffix = reader.str(suffix_length)?;
+                let mut text = String::with_capacity(shared + suffix.len());
+                text.push_str(&previous[..shared]);
+                text.push_str(suffix);
+                text
+            } else {
+                return Err(reader.error("unknown string entry"));
+            };
+            if version >= 2 {
+                budget.spend(text.len() + STRING_OVERHEAD)?;
+            } else {
+                budget.spend(text.len())?;
+            }
+            strings.push(CompactString::from(text.as_str()));
+            previous = text;
+        }
+        if repeat == 0 {
+            return Err(reader.error("empty successor run"));
+        }
     }
     Ok(strings)
 }
 
-fn get_flat(reader: &mut Reader<'_>, count: usize) -> Result<Vec<i64>> {
+fn get_flat(reader: &mut Reader<'_>, count: usize, version: u8) -> Result<Vec<i64>> {
     let mode = reader.u8()?;
     let mut raw = Vec::with_capacity(count.min(reader.remaining().saturating_mul(128)));
     match mode {
@@ -1120,15 +1352,46 @@ fn get_flat(reader: &mut Reader<'_>, count: usize) -> Result<Vec<i64>> {
                 .map(|offset| min.wrapping_add(offset as i64))
                 .collect())
         }
+        FLAT_FIRST_DELTA if version >= 2 && count >= 1 => {
+            let mut previous = unzigzag(reader.varint()?);
+            get_packed(reader, count - 1, &mut raw)?;
+            let mut values = Vec::with_capacity(count);
+            values.push(previous);
+            for &delta in &raw {
+                previous = previous.wrapping_add(unzigzag(delta));
+                values.push(previous);
+            }
+            Ok(values)
+        }
+        FLAT_FIRST_DELTA2 if version >= 2 && count >= 2 => {
+            let mut previous = unzigzag(reader.varint()?);
+            let mut delta = unzigzag(reader.varint()?);
+            get_packed(reader, count - 2, &mut raw)?;
+            let mut values = Vec::with_capacity(count);
+            values.push(previous);
+            previous = previous.wrapping_add(delta);
+            values.push(previous);
+            for &step in &raw {
+                delta = delta.wrapping_add(unzigzag(step));
+                previous = previous.wrapping_add(delta);
+                values.push(previous);
+            }
+            Ok(values)
+        }
         other => Err(reader.error(format!("unknown integer sequence mode {other}"))),
     }
 }
 
-fn get_int_column(reader: &mut Reader<'_>, lengths: &[usize], order: usize) -> Result<Vec<i64>> {
+fn get_int_column(
+    reader: &mut Reader<'_>,
+    lengths: &[usize],
+    order: usize,
+    version: u8,
+) -> Result<Vec<i64>> {
     let chunks = lengths.iter().filter(|&&n| n > 0).count();
-    let heads = get_flat(reader, chunks)?;
+    let heads = get_flat(reader, chunks, version)?;
     let second_heads = if order == 2 {
-        get_flat(reader, lengths.iter().filter(|&&n| n >= 2).count())?
+        get_flat(reader, lengths.iter().filter(|&&n| n >= 2).count(), version)?
     } else {
         Vec::new()
     };
@@ -1170,10 +1433,11 @@ fn get_field_column(
     strings: &[CompactString],
     budget: &mut Budget,
     limits: &DecodeLimits,
+    version: u8,
 ) -> Result<Vec<Value>> {
     let count: usize = lengths.iter().sum();
     match reader.u8()? {
-        COLUMN_INT => Ok(get_int_column(reader, lengths, 1)?
+        COLUMN_INT => Ok(get_int_column(reader, lengths, 1, version)?
             .into_iter()
             .map(Value::Int)
             .collect()),
@@ -1182,7 +1446,7 @@ fn get_field_column(
             let divisor = *POW10.get(scale).ok_or_else(|| {
                 reader.error(format!("decimal scale {scale} exceeds {MAX_SCALE}"))
             })?;
-            Ok(get_int_column(reader, lengths, 1)?
+            Ok(get_int_column(reader, lengths, 1, version)?
                 .into_iter()
                 .map(|m| Value::Float(m as f64 / divisor))
                 .collect())
@@ -1197,7 +1461,7 @@ fn get_field_column(
             let of = |tag: u64| tags.iter().filter(|&&t| t == tag).count();
             let mut bools = Vec::new();
             get_packed(reader, of(TAG_BOOL), &mut bools)?;
-            let ints = get_flat(reader, of(TAG_INT))?;
+            let ints = get_flat(reader, of(TAG_INT), version)?;
             let mut uints = Vec::new();
             for _ in 0..of(TAG_UINT) {
                 uints.push(reader.varint()?);
@@ -1387,10 +1651,112 @@ mod tests {
             put_int_column(&mut out, &values, &lengths, order);
             let mut reader = Reader::new(&out, CODEC);
             assert_eq!(
-                get_int_column(&mut reader, &lengths, order).unwrap(),
+                get_int_column(&mut reader, &lengths, order, VERSION).unwrap(),
                 values
             );
             assert!(reader.is_empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The straightforward reading of a sequence id, which the hand-written
+    /// parser must agree with.
+    fn naive_sequence_id(text: &str) -> Option<(&str, u64, u64)> {
+        let number = |digits: &str| {
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !(digits.len() > 1 && digits.starts_with('0'));
+            if canonical { digits.parse().ok() } else { None }
+        };
+        let mut parts = text.rsplitn(3, ':');
+        let sequence = number(parts.next()?)?;
+        let epoch = number(parts.next()?)?;
+        let source = parts.next().filter(|source| !source.is_empty())?;
+        Some((source, epoch, sequence))
+    }
+
+    proptest! {
+        #[test]
+        fn sequence_ids_parse_as_the_naive_reader_does(
+            text in prop_oneof![
+                "[a-z:]{0,4}:[0-9]{0,3}:[0-9]{0,4}",
+                "gw-1:[0-9]{1,21}:[0-9]{1,21}",
+                any::<String>(),
+            ]
+        ) {
+            prop_assert_eq!(parse_sequence_id(&text), naive_sequence_id(&text));
+        }
+
+        #[test]
+        fn successor_tests_agree_with_successor(
+            previous in "[a-c]{0,2}[0-9]{0,3}",
+            next in "[a-c]{0,2}[0-9]{0,3}",
+        ) {
+            let expected = successor(&previous).as_deref() == Some(next.as_str());
+            prop_assert_eq!(is_successor(&previous, &next), expected);
+            if let Some(after) = successor(&previous) {
+                prop_assert!(is_successor(&previous, &after));
+            }
+        }
+
+        #[test]
+        fn flat_sequences_round_trip_in_every_mode(
+            values in prop_oneof![
+                prop::collection::vec(any::<i64>(), 0..300),
+                (any::<i64>(), -3i64..3, 0usize..300)
+                    .prop_map(|(start, step, n)| (0..n as i64).map(|i| start.wrapping_add(i * step)).collect()),
+                prop::collection::vec(-2i64..2, 0..300),
+            ]
+        ) {
+            let mut out = Vec::new();
+            put_flat(&mut out, &values);
+            let mut reader = Reader::new(&out, CODEC);
+            prop_assert_eq!(get_flat(&mut reader, values.len(), VERSION).unwrap(), values);
+            prop_assert!(reader.is_empty());
+        }
+
+        #[test]
+        fn decimal_columns_match_the_largest_smallest_scale(
+            floats in prop::collection::vec(prop_oneof![
+                (-100_000i64..100_000, 0usize..4).prop_map(|(m, k)| m as f64 / POW10[k]),
+                any::<f64>(),
+            ], 0..20)
+        ) {
+            // The definition: the largest of the values' own smallest scales,
+            // and every value exact at it.
+            let expected = floats
+                .iter()
+                .try_fold(0, |scale, &f| decimal_scale(f).map(|s| s.max(scale)))
+                .and_then(|scale| {
+                    let mantissas: Option<Vec<i64>> =
+                        floats.iter().map(|&f| mantissa_at(f, scale)).collect();
+                    mantissas.map(|m| (scale, m))
+                });
+            prop_assert_eq!(decimal_mantissas(&floats), expected);
+        }
+    }
+
+    #[test]
+    fn every_flat_mode_is_chosen_somewhere() {
+        let mode = |values: &[i64]| {
+            let mut out = Vec::new();
+            put_flat(&mut out, values);
+            out[0]
+        };
+        assert_eq!(mode(&[1, 0, 1, 0, 2, 1]), FLAT_DELTA);
+        assert_eq!(
+            mode(&[1_000_000, 1_000_003, 1_000_001, 1_000_002]),
+            FLAT_OFFSET
+        );
+        // A climbing walk: small deltas, irregular enough that their deltas are no smaller.
+        let walk: Vec<i64> = (0..100).map(|i| 1_000_000 + 3 * ((i + 1) / 2)).collect();
+        assert_eq!(mode(&walk), FLAT_FIRST_DELTA);
+        let steps: Vec<i64> = (0..100).map(|i| 150_000 + 7 * i).collect();
+        assert_eq!(mode(&steps), FLAT_FIRST_DELTA2);
     }
 }

@@ -1,6 +1,8 @@
 //! Codecs: how a batch's records become bytes before compression.
 //!
 //! - [`json`]: the seed's body, a JSON array of `to_dict()` records;
+//! - [`json_python`]: the same array byte for byte as Python's `json.dumps`
+//!   writes it;
 //! - [`jsonl`]: JSON Lines, one record per line;
 //! - [`msgpack`]: MessagePack, an array of `to_dict()`-shaped maps;
 //! - [`columnar`]: edgepipe's time-series format, series-grouped and encoded
@@ -11,6 +13,7 @@
 
 pub mod columnar;
 pub mod json;
+pub mod json_python;
 pub mod jsonl;
 pub mod msgpack;
 mod wire;
@@ -22,8 +25,13 @@ use crate::record::DataRecord;
 /// The encoding of a batch's records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Codec {
-    /// A JSON array of records, the seed's `json.dumps([r.to_dict() ...])`.
+    /// A JSON array of records, the seed's `json.dumps([r.to_dict() ...])`
+    /// read to the same values: compact and UTF-8.
     Json,
+    /// The same JSON array byte for byte as the seed's Python writes it
+    /// (`", "` and `": "`, `\uXXXX` escapes, Python's float `repr`), for peers
+    /// that compare or hash the body text. Name `json-python`.
+    JsonPython,
     /// JSON Lines.
     Jsonl,
     /// MessagePack: an array of maps with the `to_dict()` keys.
@@ -34,12 +42,19 @@ pub enum Codec {
 
 impl Codec {
     /// Every codec, for tests and benchmarks.
-    pub const ALL: [Codec; 4] = [Codec::Json, Codec::Jsonl, Codec::Msgpack, Codec::Columnar];
+    pub const ALL: [Codec; 5] = [
+        Codec::Json,
+        Codec::JsonPython,
+        Codec::Jsonl,
+        Codec::Msgpack,
+        Codec::Columnar,
+    ];
 
     /// The name used in envelopes and headers.
     pub fn name(self) -> &'static str {
         match self {
             Codec::Json => "json",
+            Codec::JsonPython => "json-python",
             Codec::Jsonl => "jsonl",
             Codec::Msgpack => "msgpack",
             Codec::Columnar => "columnar",
@@ -69,6 +84,7 @@ impl Codec {
         let start = out.len();
         let result = match self {
             Codec::Json => json::encode(records, out),
+            Codec::JsonPython => json_python::encode(records, out),
             Codec::Jsonl => jsonl::encode(records, out),
             Codec::Msgpack => msgpack::encode(records, out),
             Codec::Columnar => columnar::encode(records, out),
@@ -82,7 +98,8 @@ impl Codec {
     /// Reads records encoded by [`encode`](Self::encode), within `limits`.
     pub fn decode(self, bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DataRecord>> {
         match self {
-            Codec::Json => json::decode(bytes, limits),
+            // The same JSON, only laid out differently.
+            Codec::Json | Codec::JsonPython => json::decode(bytes, limits),
             Codec::Jsonl => jsonl::decode(bytes, limits),
             Codec::Msgpack => msgpack::decode(bytes, limits),
             Codec::Columnar => columnar::decode(bytes, limits),

@@ -197,20 +197,61 @@ pub(crate) const BLOCK: usize = 128;
 /// The count is not written; the reader knows it from context.
 pub(crate) fn put_packed(out: &mut Vec<u8>, values: &[u64]) {
     for block in values.chunks(BLOCK) {
-        let width = block.iter().map(|&v| bit_width(v)).max().unwrap_or(0);
-        out.push(width as u8);
-        if width == 0 {
-            continue;
-        }
-        let mut bits = BitWriter {
-            bytes: std::mem::take(out),
-            ..BitWriter::default()
-        };
-        for &value in block {
-            bits.write(value, width);
-        }
-        *out = bits.finish();
+        put_block(out, block);
     }
+}
+
+/// [`put_packed`] of the values an iterator yields, without collecting them.
+pub(crate) fn put_packed_iter(out: &mut Vec<u8>, mut values: impl Iterator<Item = u64>) {
+    let mut block = [0u64; BLOCK];
+    loop {
+        let mut filled = 0;
+        for (slot, value) in block.iter_mut().zip(&mut values) {
+            *slot = value;
+            filled += 1;
+        }
+        if filled > 0 {
+            put_block(out, &block[..filled]);
+        }
+        if filled < BLOCK {
+            return;
+        }
+    }
+}
+
+/// The bytes [`put_packed`] would write for `values`.
+pub(crate) fn packed_size(values: impl Iterator<Item = u64>) -> usize {
+    let block_size = |count: usize, bits: u64| 1 + (count * bit_width(bits) as usize).div_ceil(8);
+    let (mut size, mut count, mut bits) = (0, 0, 0u64);
+    for value in values {
+        // The widest value of a block sets its width: the width of their OR.
+        bits |= value;
+        count += 1;
+        if count == BLOCK {
+            size += block_size(count, bits);
+            (count, bits) = (0, 0);
+        }
+    }
+    if count > 0 {
+        size += block_size(count, bits);
+    }
+    size
+}
+
+fn put_block(out: &mut Vec<u8>, block: &[u64]) {
+    let width = bit_width(block.iter().fold(0, |bits, &value| bits | value));
+    out.push(width as u8);
+    if width == 0 {
+        return;
+    }
+    let mut bits = BitWriter {
+        bytes: std::mem::take(out),
+        ..BitWriter::default()
+    };
+    for &value in block {
+        bits.write(value, width);
+    }
+    *out = bits.finish();
 }
 
 /// Reads `count` values written by [`put_packed`], appending them to `values`.
