@@ -28,8 +28,12 @@ use std::time::Duration;
 
 mod index;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use memory::MemoryQueue;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteQueue;
 
 use crate::batch::{Batch, DecodeLimits};
 use crate::error::Result;
