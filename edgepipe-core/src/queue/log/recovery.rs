@@ -312,11 +312,14 @@ impl Examined {
         // Every id from the first segment's base to the last committed id is in a
         // segment, or removed by the state log; any other was lost to damage.
         // A gap is charged to the segment whose id range holds it.
+        // A last segment with nothing committed was created by a write that never
+        // completed: its base id was never acknowledged. Any other segment was.
+        let last = self.segments.len().saturating_sub(1);
         let ranges: Vec<(EntryId, usize)> = self
             .segments
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.scan.committed || !s.scan.entries.is_empty())
+            .filter(|&(index, s)| index < last || s.scan.committed || !s.scan.entries.is_empty())
             .map(|(index, s)| (s.base, index))
             .collect();
         if let Some(&(low, _)) = ranges.first() {
