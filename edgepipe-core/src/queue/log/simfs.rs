@@ -69,9 +69,8 @@ struct State {
     next_ino: Ino,
     /// Bumped by a crash: handles opened before it are dead.
     epoch: u64,
-    fault: Option<Fault>,
-    /// Operations of `fault.op` seen since the fault was injected.
-    seen: u64,
+    /// Planned faults, each with the operations of its kind seen since it was injected.
+    faults: Vec<(Fault, u64)>,
     counts: HashMap<FsOp, u64>,
 }
 
@@ -79,14 +78,14 @@ impl State {
     /// Counts `op` and says whether it must fail.
     fn hit(&mut self, op: FsOp) -> bool {
         *self.counts.entry(op).or_default() += 1;
-        let Some(fault) = self.fault else {
-            return false;
-        };
-        if fault.op != op {
-            return false;
+        let mut fails = false;
+        for (fault, seen) in &mut self.faults {
+            if fault.op == op {
+                *seen += 1;
+                fails |= *seen == fault.nth || (fault.persistent && *seen > fault.nth);
+            }
         }
-        self.seen += 1;
-        self.seen == fault.nth || (fault.persistent && self.seen > fault.nth)
+        fails
     }
 
     fn dir(&mut self, dir: &Path) -> io::Result<&mut Dir> {
@@ -170,16 +169,14 @@ impl SimFs {
         }
     }
 
-    /// Plans a failure (replacing any earlier plan).
+    /// Plans a failure (in addition to any planned before).
     pub fn inject(&self, fault: Fault) {
-        let mut state = self.state();
-        state.fault = Some(fault);
-        state.seen = 0;
+        self.state().faults.push((fault, 0));
     }
 
-    /// Removes the planned failure.
+    /// Removes every planned failure.
     pub fn heal(&self) {
-        self.state().fault = None;
+        self.state().faults.clear();
     }
 
     /// How many operations of kind `op` were attempted so far.
