@@ -39,6 +39,14 @@ pub trait Fs: Send + Sync + Debug {
     /// Makes `dir`'s entries (files created, renamed or removed in it) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Takes the queue directory for this process: an error if another process
+    /// holds it (two writers would interleave their segments). Held until the
+    /// returned guard is dropped. The default takes nothing (for in-process filesystems).
+    fn lock(&self, dir: &Path) -> io::Result<Box<dyn Debug + Send + Sync>> {
+        let _ = dir;
+        Ok(Box::new(()))
+    }
+
     /// The whole content of a file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let file = self.open(path)?;
@@ -47,6 +55,9 @@ pub trait Fs: Send + Sync + Debug {
         Ok(bytes)
     }
 }
+
+/// The file a [`StdFs`] locks to keep a second process out of a queue directory.
+pub const LOCK_FILE: &str = "LOCK";
 
 /// The real filesystem, through `std::fs`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -131,6 +142,22 @@ impl Fs for StdFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn lock(&self, dir: &Path) -> io::Result<Box<dyn Debug + Send + Sync>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the queue is open in another process",
+            )),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
     }
 
     #[cfg(unix)]

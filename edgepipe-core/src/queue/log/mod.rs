@@ -28,7 +28,7 @@ mod segment;
 mod simfs;
 mod state;
 
-pub use fs::{Fs, FsFile, StdFs};
+pub use fs::{Fs, FsFile, LOCK_FILE, StdFs};
 pub use recovery::{Finding, Repair, SegmentReport, VerifyReport};
 pub use simfs::{Fault, FsOp, SimFs};
 pub use state::StateReport;
@@ -197,6 +197,59 @@ struct Inner {
     undurable_delete: Option<EntryId>,
 }
 
+/// The index a recovered directory holds, and the live entries per segment.
+fn recovered_index(
+    examined: &recovery::Examined,
+    options: QueueOptions,
+) -> (QueueIndex<Loc>, BTreeMap<EntryId, u64>) {
+    let mut index = QueueIndex::new(options);
+    let mut live = BTreeMap::new();
+    let state = &examined.state;
+    for segment in &examined.segments {
+        let count = live.entry(segment.base).or_insert(0);
+        for entry in &segment.scan.entries {
+            if state.removed.contains(entry.id) {
+                continue;
+            }
+            let loc = Loc {
+                segment: segment.base,
+                offset: entry.frame.offset,
+                len: entry.frame.total,
+            };
+            index.insert(entry.id, entry.meta.clone(), loc);
+            *count += 1;
+        }
+    }
+    for (&id, &(attempts, retry_at)) in &state.attempts {
+        if !state.dead.contains_key(&id) {
+            index.restore_attempts(id, attempts, retry_at, false);
+        }
+    }
+    for (&id, &attempts) in &state.dead {
+        index.restore_attempts(id, attempts, Timestamp::UNIX_EPOCH, true);
+    }
+    index.count_lost(examined.report.lost);
+    let reserved = examined
+        .max_committed
+        .max(state.next_id.saturating_sub(1))
+        .max(state.removed.max().unwrap_or(0));
+    index.advance_next_id(reserved);
+    (index, live)
+}
+
+/// What [`SegmentedLog::inspect`] reads from a queue directory without changing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inspection {
+    /// Damage and loss, as [`SegmentedLog::verify`] reports them.
+    pub report: VerifyReport,
+    /// Every entry held, in id order.
+    pub entries: Vec<EntryInfo>,
+    /// The gauges (the counters since open are 0, except `lost`).
+    pub stats: QueueStats,
+    /// Bytes of the segment files.
+    pub segment_bytes: u64,
+}
+
 /// The segmented-log [`Queue`]; see the [module docs](self).
 ///
 /// ```
@@ -230,6 +283,7 @@ pub struct SegmentedLog {
     inner: Mutex<Inner>,
     resolved: Condvar,
     recovery: VerifyReport,
+    _lock: Box<dyn std::fmt::Debug + Send + Sync>,
 }
 
 fn io_error(context: impl Into<String>, dir: &Path) -> impl FnOnce(io::Error) -> Error {
@@ -264,6 +318,9 @@ impl SegmentedLog {
         let dir = dir.as_ref().to_path_buf();
         fs.create_dir_all(&dir)
             .map_err(io_error("creating the queue directory", &dir))?;
+        let lock = fs
+            .lock(&dir)
+            .map_err(io_error("locking the queue directory", &dir))?;
         recovery::finish_interrupted(&*fs, &dir)
             .map_err(io_error("finishing an interrupted repair", &dir))?;
         let mut examined =
@@ -292,52 +349,22 @@ impl SegmentedLog {
             }
         }
 
-        let mut index = QueueIndex::new(options.queue.clone());
+        let (index, live) = recovered_index(&examined, options.queue.clone());
         let mut segments = BTreeMap::new();
-        let removed = &examined.state.removed;
         for segment in &examined.segments {
-            let path = dir.join(&segment.name);
             let file = fs
-                .open(&path)
+                .open(&dir.join(&segment.name))
                 .map_err(io_error(format!("opening {}", segment.name), &dir))?;
-            let mut live = 0;
-            for entry in &segment.scan.entries {
-                if removed.contains(entry.id) {
-                    continue;
-                }
-                let loc = Loc {
-                    segment: segment.base,
-                    offset: entry.frame.offset,
-                    len: entry.frame.total,
-                };
-                index.insert(entry.id, entry.meta.clone(), loc);
-                live += 1;
-            }
             segments.insert(
                 segment.base,
                 SegmentFile {
                     file,
                     len: segment.scan.valid_len(),
-                    live,
+                    live: live.get(&segment.base).copied().unwrap_or(0),
                     sealed: true,
                 },
             );
         }
-        let state = &examined.state;
-        for (&id, &(attempts, retry_at)) in &state.attempts {
-            if !state.dead.contains_key(&id) {
-                index.restore_attempts(id, attempts, retry_at, false);
-            }
-        }
-        for (&id, &attempts) in &state.dead {
-            index.restore_attempts(id, attempts, Timestamp::UNIX_EPOCH, true);
-        }
-        index.count_lost(report.lost);
-        let reserved = examined
-            .max_committed
-            .max(state.next_id.saturating_sub(1))
-            .max(state.removed.max().unwrap_or(0));
-        index.advance_next_id(reserved);
         let resolved_upto = index.next_id();
 
         let log = SegmentedLog {
@@ -360,6 +387,7 @@ impl SegmentedLog {
             options,
             resolved: Condvar::new(),
             recovery: report,
+            _lock: lock,
         };
         {
             let mut inner = log.lock();
@@ -380,6 +408,29 @@ impl SegmentedLog {
     /// Reads the queue in `dir` and reports damage and loss, changing nothing.
     pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         SegmentedLog::verify_with(&StdFs, dir)
+    }
+
+    /// Reads what the queue in `dir` holds (entries, statuses, gauges, damage)
+    /// without changing anything: safe while another process has it open.
+    pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection> {
+        SegmentedLog::inspect_with(&StdFs, dir)
+    }
+
+    /// [`inspect`](Self::inspect) on `fs`.
+    pub fn inspect_with(fs: &dyn Fs, dir: impl AsRef<Path>) -> Result<Inspection> {
+        let dir = dir.as_ref();
+        let examined = recovery::examine(fs, dir).map_err(io_error("reading the queue", dir))?;
+        let queue = QueueOptions {
+            max_bytes: 0,
+            ..QueueOptions::default()
+        };
+        let (index, _) = recovered_index(&examined, queue);
+        Ok(Inspection {
+            entries: index.infos(),
+            stats: index.stats(),
+            segment_bytes: examined.report.segments.iter().map(|s| s.bytes).sum(),
+            report: examined.report,
+        })
     }
 
     /// [`verify`](Self::verify) on `fs`.
