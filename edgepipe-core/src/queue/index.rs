@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::{EntryId, FullPolicy, NackOutcome, QueueOptions, QueueStats};
+use super::{EntryId, EntryInfo, EntryStatus, FullPolicy, NackOutcome, QueueOptions, QueueStats};
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
 
@@ -48,6 +48,7 @@ struct Slot<H> {
 
 /// An entry [`QueueIndex::take`] handed out.
 #[derive(Clone, Debug)]
+#[allow(dead_code)] // `meta` is for backends that do not keep it in their handle
 pub(crate) struct Handed<H> {
     pub id: EntryId,
     pub attempts: u32,
@@ -78,6 +79,8 @@ pub(crate) struct QueueIndex<H> {
     stats: QueueStats,
 }
 
+// Not every backend uses every method (the memory backend needs no recovery helpers).
+#[allow(dead_code)]
 impl<H: Clone> QueueIndex<H> {
     pub fn new(options: QueueOptions) -> Self {
         QueueIndex {
@@ -124,10 +127,12 @@ impl<H: Clone> QueueIndex<H> {
 
     /// The ids to drop so `size` more bytes fit (empty when they already fit), or
     /// [`Error::QueueFull`] under [`FullPolicy::Reject`] or when dropping every
-    /// entry not in flight would not be enough. Changes nothing.
-    pub fn make_room(&self, size: u64) -> Result<Vec<EntryId>> {
+    /// entry not in flight would not be enough. Changes nothing. `pending` counts
+    /// bytes a backend accepted but has not inserted yet (written, not yet synced).
+    pub fn make_room(&self, pending: u64, size: u64) -> Result<Vec<EntryId>> {
         let limit = self.options.max_bytes;
-        if limit == 0 || self.bytes + size <= limit {
+        let held = self.bytes + pending;
+        if limit == 0 || held + size <= limit {
             return Ok(Vec::new());
         }
         let full = |reason: String| Error::QueueFull {
@@ -140,14 +145,11 @@ impl<H: Clone> QueueIndex<H> {
             )));
         }
         match self.options.full_policy {
-            FullPolicy::Reject => Err(full(format!(
-                "{} bytes held, {size} more do not fit",
-                self.bytes
-            ))),
+            FullPolicy::Reject => Err(full(format!("{held} bytes held, {size} more do not fit"))),
             FullPolicy::DropOldest => {
                 let mut freed = 0;
                 let mut victims = Vec::new();
-                let needed = self.bytes + size - limit;
+                let needed = held + size - limit;
                 for (&id, slot) in &self.slots {
                     if freed >= needed {
                         break;
@@ -159,8 +161,8 @@ impl<H: Clone> QueueIndex<H> {
                 }
                 if freed < needed {
                     return Err(full(format!(
-                        "{} bytes held are in flight; {size} more do not fit",
-                        self.bytes - freed
+                        "{} bytes held are in flight or being written; {size} more do not fit",
+                        held - freed
                     )));
                 }
                 Ok(victims)
@@ -261,6 +263,24 @@ impl<H: Clone> QueueIndex<H> {
         (handed, expired)
     }
 
+    /// Puts an in-flight entry back to ready without counting an attempt (a take
+    /// that could not read it).
+    pub fn release(&mut self, id: EntryId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if slot.state == State::InFlight {
+            slot.state = State::Ready;
+            let source = slot.meta.source_id.clone();
+            self.add_candidate(id, &source);
+        }
+    }
+
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Checks that `id` is held and not dead (what ack and nack accept).
     pub fn check_live(&self, id: EntryId) -> Result<()> {
         match self.slots.get(&id) {
@@ -293,18 +313,6 @@ impl<H: Clone> QueueIndex<H> {
         Ok(NackOutcome::DeadLettered {
             attempts: self.slots[&id].attempts.saturating_add(1),
         })
-    }
-
-    /// Puts an in-flight entry back to ready without counting an attempt.
-    pub fn release(&mut self, id: EntryId) -> Result<()> {
-        self.check_live(id)?;
-        let slot = self.slots.get_mut(&id).expect("checked live");
-        if slot.state == State::InFlight {
-            slot.state = State::Ready;
-            let source = slot.meta.source_id.clone();
-            self.add_candidate(id, &source);
-        }
-        Ok(())
     }
 
     /// Applies a nack whose outcome [`nack_outcome`](Self::nack_outcome) gave.
@@ -396,6 +404,32 @@ impl<H: Clone> QueueIndex<H> {
             let source = slot.meta.source_id.clone();
             self.add_candidate(id, &source);
         }
+    }
+
+    /// Ids of every entry held, in order.
+    pub fn ids(&self) -> impl Iterator<Item = EntryId> + '_ {
+        self.slots.keys().copied()
+    }
+
+    /// Every entry held with its status, in id order (inspection).
+    pub fn infos(&self) -> Vec<EntryInfo> {
+        self.slots
+            .iter()
+            .map(|(&id, slot)| EntryInfo {
+                id,
+                attempts: slot.attempts,
+                status: match slot.state {
+                    State::Ready => EntryStatus::Ready,
+                    State::Retry(at) => EntryStatus::Retry(at),
+                    State::InFlight => EntryStatus::InFlight,
+                    State::Dead => EntryStatus::Dead,
+                },
+                source_id: slot.meta.source_id.to_string(),
+                batch_id: slot.meta.batch_id.clone(),
+                created_at: slot.meta.created_at,
+                size: slot.meta.size,
+            })
+            .collect()
     }
 
     pub fn stats(&self) -> QueueStats {

@@ -72,21 +72,30 @@ impl Queue for MemoryQueue {
     }
 
     fn enqueue(&self, entry: Entry) -> Result<EntryId> {
+        Ok(self.enqueue_all(vec![entry])?[0])
+    }
+
+    fn enqueue_all(&self, entries: Vec<Entry>) -> Result<Vec<EntryId>> {
         let mut index = self.index();
-        let size = entry.size();
-        for victim in index.make_room(size)? {
+        // Room for all of them first: on error none is accepted.
+        let size = entries.iter().map(Entry::size).sum();
+        for victim in index.make_room(0, size)? {
             index.remove(victim, Removal::Dropped);
         }
-        let id = index.next_id();
-        let meta = EntryMeta {
-            source_id: Arc::from(entry.source_id.as_str()),
-            batch_id: entry.batch_id.clone(),
-            created_at: entry.created_at,
-            size,
-        };
-        index.insert(id, meta, Arc::new(entry));
-        index.count_enqueued();
-        Ok(id)
+        let mut ids = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let id = index.next_id();
+            let meta = EntryMeta {
+                source_id: Arc::from(entry.source_id.as_str()),
+                batch_id: entry.batch_id.clone(),
+                created_at: entry.created_at,
+                size: entry.size(),
+            };
+            index.insert(id, meta, Arc::new(entry));
+            index.count_enqueued();
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     fn take(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
@@ -116,7 +125,10 @@ impl Queue for MemoryQueue {
     }
 
     fn release(&self, id: EntryId) -> Result<()> {
-        self.index().release(id)
+        let mut index = self.index();
+        index.check_live(id)?;
+        index.release(id);
+        Ok(())
     }
 
     fn dead_letter(&self, id: EntryId) -> Result<u32> {

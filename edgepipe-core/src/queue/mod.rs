@@ -27,10 +27,15 @@
 use std::time::Duration;
 
 mod index;
+pub mod log;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use log::{
+    Finding, Fs, FsFile, Inspection, LogOptions, Repair, SegmentReport, SegmentedLog, SimFs,
+    StateReport, StdFs, VerifyReport,
+};
 pub use memory::MemoryQueue;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteQueue;
@@ -154,6 +159,38 @@ impl Default for QueueOptions {
             ttl: None,
         }
     }
+}
+
+/// Where an entry held by a queue stands (inspection, e.g. `edgepipe-queue stats`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryStatus {
+    /// Handed out by the next `take` whose turn reaches it.
+    Ready,
+    /// Nacked; not handed out before this time.
+    Retry(Timestamp),
+    /// Handed out, neither acked nor nacked yet.
+    InFlight,
+    /// Dead-lettered.
+    Dead,
+}
+
+/// One entry held by a queue, without its payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// The entry's id.
+    pub id: EntryId,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Where it stands.
+    pub status: EntryStatus,
+    /// [`Entry::source_id`].
+    pub source_id: String,
+    /// [`Entry::batch_id`].
+    pub batch_id: String,
+    /// [`Entry::created_at`].
+    pub created_at: Timestamp,
+    /// [`Entry::size`].
+    pub size: u64,
 }
 
 /// Counters and gauges of a queue.

@@ -582,7 +582,7 @@ impl Queue for SqliteQueue {
         if new_entries.is_empty() {
             return Ok(ids);
         }
-        let victims = index.make_room(new_bytes)?;
+        let victims = index.make_room(0, new_bytes)?;
         let mut commit = || -> rusqlite::Result<()> {
             let transaction = connection.transaction()?;
             delete_rows(&transaction, batch_ids_of(index, &victims))?;
@@ -656,16 +656,9 @@ impl Queue for SqliteQueue {
                 Ok(pending)
             }
             Err(error) => {
-                // Nothing was handed out: put the entries back as due now, their
-                // attempts unchanged (a retry "at now" is what ready means).
+                // Nothing was handed out: put the entries back, their attempts unchanged.
                 for item in &handed {
-                    index.apply_nack(
-                        item.id,
-                        NackOutcome::Retry {
-                            attempts: item.attempts,
-                            retry_at: now,
-                        },
-                    );
+                    index.release(item.id);
                 }
                 Err(self.error(index, "taking entries", error))
             }
@@ -686,28 +679,28 @@ impl Queue for SqliteQueue {
     }
 
     fn nack(&self, id: EntryId, retry_at: Timestamp) -> Result<NackOutcome> {
-        let mut guard = self.state();
-        let State { connection, index } = &mut *guard;
-        let outcome = index.nack_outcome(id, retry_at)?;
-        let (status, attempts, retry_at_ns) = match outcome {
-            NackOutcome::Retry { attempts, retry_at } => {
-                ("failed", attempts, Some(retry_at.unix_nanos()))
-            }
-            NackOutcome::DeadLettered { attempts } => (DEAD_STATUS, attempts, None),
-        };
-        let batch_id = batch_ids_of(index, &[id]);
-        connection
-            .prepare_cached(
-                "UPDATE delivery_queue
-                 SET status = ?1, attempts = ?2, edgepipe_retry_at_ns = ?3
-                 WHERE batch_id = ?4",
-            )
-            .and_then(|mut update| {
-                update.execute(params![status, attempts, retry_at_ns, batch_id[0]])
-            })
-            .map_err(|error| self.error(index, "nacking an entry", error))?;
-        index.apply_nack(id, outcome);
+        let outcome = self.state().index.nack_outcome(id, retry_at)?;
+        self.record_nack(id, outcome)?;
         Ok(outcome)
+    }
+
+    fn release(&self, id: EntryId) -> Result<()> {
+        // A row in flight is still 'pending' or 'failed' in the table (in flight is
+        // not persisted), so handing it back writes nothing.
+        let mut guard = self.state();
+        guard.index.check_live(id)?;
+        guard.index.release(id);
+        Ok(())
+    }
+
+    fn dead_letter(&self, id: EntryId) -> Result<u32> {
+        let outcome = self.state().index.dead_letter_outcome(id)?;
+        self.record_nack(id, outcome)?;
+        match outcome {
+            NackOutcome::DeadLettered { attempts } | NackOutcome::Retry { attempts, .. } => {
+                Ok(attempts)
+            }
+        }
     }
 
     fn expire(&self, now: Timestamp) -> Result<u64> {
@@ -767,5 +760,32 @@ mod tests {
         assert_eq!(at(1_700_000_000_000_000_000), "2023-11-14T22:13:20");
         assert_eq!(at(1_700_000_000_500_000_000), "2023-11-14T22:13:20.500000");
         assert_eq!(at(1_700_000_000_000_123_999), "2023-11-14T22:13:20.000123");
+    }
+}
+
+impl SqliteQueue {
+    /// Writes a nack's outcome to the row, then applies it to the index.
+    fn record_nack(&self, id: EntryId, outcome: NackOutcome) -> Result<()> {
+        let mut guard = self.state();
+        let State { connection, index } = &mut *guard;
+        let (status, attempts, retry_at_ns) = match outcome {
+            NackOutcome::Retry { attempts, retry_at } => {
+                ("failed", attempts, Some(retry_at.unix_nanos()))
+            }
+            NackOutcome::DeadLettered { attempts } => (DEAD_STATUS, attempts, None),
+        };
+        let batch_id = batch_ids_of(index, &[id]);
+        connection
+            .prepare_cached(
+                "UPDATE delivery_queue
+                 SET status = ?1, attempts = ?2, edgepipe_retry_at_ns = ?3
+                 WHERE batch_id = ?4",
+            )
+            .and_then(|mut update| {
+                update.execute(params![status, attempts, retry_at_ns, batch_id[0]])
+            })
+            .map_err(|error| self.error(index, "nacking an entry", error))?;
+        index.apply_nack(id, outcome);
+        Ok(())
     }
 }
