@@ -1361,6 +1361,7 @@ impl State<'_> {
             let index = series
                 .open
                 .partition_point(|window| window.start < session.start);
+            let index = self.make_window_room(series, index);
             series.open.insert(index, session);
         }
         true
