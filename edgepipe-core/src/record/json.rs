@@ -592,24 +592,37 @@ pub fn parse_jsonl_with_limit(
     input: &[u8],
     max_line_bytes: usize,
 ) -> impl Iterator<Item = (u64, Result<DataRecord>)> + '_ {
-    input
-        .split(|&byte| byte == b'\n')
-        .enumerate()
-        .filter_map(move |(index, line)| {
-            let number = index as u64 + 1;
-            if line.len() > max_line_bytes {
-                return Some((
-                    number,
-                    Err(Error::LineTooLong {
-                        line: number,
-                        length: line.len(),
-                        limit: max_line_bytes,
-                    }),
-                ));
+    // memchr finds each newline a word at a time; a byte-by-byte split was a
+    // fifth of the time of JSON Lines → window → JSON Lines.
+    let mut rest = Some(input);
+    let lines = std::iter::from_fn(move || {
+        let remaining = rest?;
+        match memchr::memchr(b'\n', remaining) {
+            Some(end) => {
+                rest = remaining.get(end + 1..);
+                remaining.get(..end)
             }
-            let line = trim_line(line);
-            (!line.is_empty()).then(|| (number, record_from_slice(line, Some(number))))
-        })
+            None => {
+                rest = None;
+                Some(remaining)
+            }
+        }
+    });
+    lines.enumerate().filter_map(move |(index, line)| {
+        let number = index as u64 + 1;
+        if line.len() > max_line_bytes {
+            return Some((
+                number,
+                Err(Error::LineTooLong {
+                    line: number,
+                    length: line.len(),
+                    limit: max_line_bytes,
+                }),
+            ));
+        }
+        let line = trim_line(line);
+        (!line.is_empty()).then(|| (number, record_from_slice(line, Some(number))))
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -178,6 +178,15 @@ impl FieldState {
     /// Adds one reading.
     #[inline]
     pub fn update(&mut self, value: f64, time: i64) {
+        let count = self.count.saturating_add(1);
+        self.update_with_inverse(value, time, 1.0 / count as f64);
+    }
+
+    /// Adds one reading, given `1 / (count + 1)`: the fields of one reading
+    /// usually have equal counts, so the window divides once for all of them
+    /// (the division was the slowest step of an update).
+    #[inline]
+    pub(crate) fn update_with_inverse(&mut self, value: f64, time: i64, inverse_count: f64) {
         self.count = self.count.saturating_add(1);
         let sum = self.sum + value;
         // Neumaier: keep what the addition rounded away.
@@ -188,7 +197,7 @@ impl FieldState {
         };
         self.sum = sum;
         let delta = value - self.mean;
-        self.mean += delta / self.count as f64;
+        self.mean += delta * inverse_count;
         self.m2 += delta * (value - self.mean);
         self.sum_squares += value * value;
         if value < self.min {

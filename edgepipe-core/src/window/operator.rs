@@ -1361,6 +1361,7 @@ impl State<'_> {
             let index = series
                 .open
                 .partition_point(|window| window.start < session.start);
+            let index = self.make_window_room(series, index);
             series.open.insert(index, session);
         }
         true
@@ -1386,6 +1387,9 @@ impl State<'_> {
         if !self.states.is_empty() {
             return self.merge_states(window);
         }
+        // What a field that was in every reading of the window divides by.
+        let readings = window.readings;
+        let inverse = 1.0 / readings as f64;
         for (position, ((name, _), &number)) in record.payload.iter().zip(self.values).enumerate() {
             if number.is_nan() || self.only.is_some_and(|only| only != position) {
                 continue;
@@ -1398,7 +1402,11 @@ impl State<'_> {
             match slot {
                 Some(slot) => {
                     if let Some((_, state)) = window.fields.get_mut(slot) {
-                        state.update(number, time);
+                        if state.count().saturating_add(1) == readings {
+                            state.update_with_inverse(number, time, inverse);
+                        } else {
+                            state.update(number, time);
+                        }
                     }
                 }
                 None if window.fields.len() >= settings.max_fields => {
