@@ -219,11 +219,13 @@ impl SqliteQueue {
             .map_err(sql_error(&context("loading queue database")))?;
         // The database and its WAL may have just been created: make their
         // directory entries durable too, or a power cut could lose the files.
-        if let Some(directory) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            File::open(directory)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|source| Error::io(context("syncing the directory of"), source))?;
-        }
+        let directory = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(directory)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| Error::io(context("syncing the directory of"), source))?;
         Ok(SqliteQueue {
             path,
             state: Mutex::new(State { connection, index }),
