@@ -31,8 +31,8 @@ pub mod log;
 mod memory;
 
 pub use log::{
-    Finding, Fs, FsFile, Inspection, LogOptions, Repair, SegmentReport, SegmentedLog, SimFs,
-    StateReport, StdFs, VerifyReport,
+    CommitStats, Finding, Fs, FsFile, Inspection, LogOptions, Repair, SegmentReport, SegmentedLog,
+    SimFs, StateReport, StdFs, VerifyReport,
 };
 pub use memory::MemoryQueue;
 
