@@ -33,8 +33,8 @@ mod memory;
 mod sqlite;
 
 pub use log::{
-    Finding, Fs, FsFile, Inspection, LogOptions, Repair, SegmentReport, SegmentedLog, SimFs,
-    StateReport, StdFs, VerifyReport,
+    CommitStats, Finding, Fs, FsFile, Inspection, LogOptions, Repair, SegmentReport, SegmentedLog,
+    SimFs, StateReport, StdFs, VerifyReport,
 };
 pub use memory::MemoryQueue;
 #[cfg(feature = "sqlite")]

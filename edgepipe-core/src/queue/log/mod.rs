@@ -192,6 +192,9 @@ struct Inner {
     state: StateLog,
     /// State appends to skip before trying to rewrite a broken state log again.
     state_retry_in: u32,
+    /// Group commits that succeeded, and the entries they carried.
+    commits: u64,
+    committed_entries: u64,
     /// The smallest base of a deleted segment whose removal is not durable yet:
     /// the state log keeps the removal records of its ids until it is.
     undurable_delete: Option<EntryId>,
@@ -235,6 +238,17 @@ fn recovered_index(
         .max(state.removed.max().unwrap_or(0));
     index.advance_next_id(reserved);
     (index, live)
+}
+
+/// Group commit counters of a [`SegmentedLog`] since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Group commits that succeeded: one write and (when `Synced`) one fdatasync each.
+    pub commits: u64,
+    /// Entries those commits carried.
+    pub entries: u64,
+    /// Entries queued for the next commit right now.
+    pub waiting: u64,
 }
 
 /// What [`SegmentedLog::inspect`] reads from a queue directory without changing it.
@@ -380,6 +394,8 @@ impl SegmentedLog {
                 failures: Vec::new(),
                 state: StateLog::new(fs.clone(), &dir),
                 state_retry_in: 0,
+                commits: 0,
+                committed_entries: 0,
                 undurable_delete: None,
             }),
             fs,
@@ -478,6 +494,16 @@ impl SegmentedLog {
             ));
         }
         Ok(())
+    }
+
+    /// How group commit is doing since open: entries per commit is entries per sync.
+    pub fn commit_stats(&self) -> CommitStats {
+        let inner = self.lock();
+        CommitStats {
+            commits: inner.commits,
+            entries: inner.committed_entries,
+            waiting: inner.queued.len() as u64,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -617,6 +643,8 @@ impl SegmentedLog {
                     inner.index.insert(queued.id, queued.meta, loc);
                     inner.index.count_enqueued();
                 }
+                inner.commits += 1;
+                inner.committed_entries += count;
                 let segment = inner
                     .segments
                     .get_mut(&written.base)

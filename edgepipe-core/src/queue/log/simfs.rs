@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::fs::{Fs, FsFile};
 
@@ -122,6 +122,15 @@ fn injected(kind: io::ErrorKind, what: &str) -> io::Error {
 #[derive(Clone, Debug, Default)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,
+    gate: Arc<SyncGate>,
+}
+
+/// Holds `sync_data` calls while paused, so a test can line up concurrent work.
+#[derive(Debug, Default)]
+struct SyncGate {
+    /// (paused, syncs waiting at the gate)
+    state: Mutex<(bool, usize)>,
+    changed: Condvar,
 }
 
 impl SimFs {
@@ -167,6 +176,45 @@ impl SimFs {
             }
             inode.synced.clone_from(&inode.data);
         }
+    }
+
+    /// Makes every `sync_data` wait until [`resume_syncs`](Self::resume_syncs).
+    pub fn pause_syncs(&self) {
+        self.gate_state().0 = true;
+    }
+
+    /// Lets waiting and later `sync_data` calls through.
+    pub fn resume_syncs(&self) {
+        self.gate_state().0 = false;
+        self.gate.changed.notify_all();
+    }
+
+    /// How many `sync_data` calls are waiting at a pause.
+    pub fn paused_syncs(&self) -> usize {
+        self.gate_state().1
+    }
+
+    fn gate_state(&self) -> MutexGuard<'_, (bool, usize)> {
+        self.gate
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn pass_gate(&self) {
+        let mut gate = self.gate_state();
+        if !gate.0 {
+            return;
+        }
+        gate.1 += 1;
+        while gate.0 {
+            gate = self
+                .gate
+                .changed
+                .wait(gate)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+        gate.1 -= 1;
     }
 
     /// Plans a failure (in addition to any planned before).
@@ -232,6 +280,7 @@ impl SimFs {
         };
         SimFs {
             state: Arc::new(Mutex::new(copy)),
+            gate: Arc::default(),
         }
     }
 }
@@ -282,6 +331,7 @@ impl FsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.fs.pass_gate();
         let mut state = self.state()?;
         if state.hit(FsOp::Sync) {
             return Err(injected(io::ErrorKind::Other, "fdatasync: I/O error"));
