@@ -752,19 +752,6 @@ impl Queue for SqliteQueue {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn created_at_is_written_as_python_isoformat_of_naive_utc() {
-        let at = |nanos| seed_isoformat(Timestamp::from_unix_nanos(nanos));
-        assert_eq!(at(1_700_000_000_000_000_000), "2023-11-14T22:13:20");
-        assert_eq!(at(1_700_000_000_500_000_000), "2023-11-14T22:13:20.500000");
-        assert_eq!(at(1_700_000_000_000_123_999), "2023-11-14T22:13:20.000123");
-    }
-}
-
 impl SqliteQueue {
     /// Writes a nack's outcome to the row, then applies it to the index.
     fn record_nack(&self, id: EntryId, outcome: NackOutcome) -> Result<()> {
@@ -789,5 +776,18 @@ impl SqliteQueue {
             .map_err(|error| self.error(index, "nacking an entry", error))?;
         index.apply_nack(id, outcome);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_at_is_written_as_python_isoformat_of_naive_utc() {
+        let at = |nanos| seed_isoformat(Timestamp::from_unix_nanos(nanos));
+        assert_eq!(at(1_700_000_000_000_000_000), "2023-11-14T22:13:20");
+        assert_eq!(at(1_700_000_000_500_000_000), "2023-11-14T22:13:20.500000");
+        assert_eq!(at(1_700_000_000_000_123_999), "2023-11-14T22:13:20.000123");
     }
 }
