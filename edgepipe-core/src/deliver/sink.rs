@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::retry::SendFailure;
-use crate::batch::{Batch, Codec, Compression};
+use crate::batch::{Batch, Compression};
 
 /// What the receiver did with a batch it confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl DirectorySink {
         let envelope = &batch.envelope;
         let mut name = file_name_part(&envelope.batch_id);
         name.push('.');
-        name.push_str(codec_extension(envelope.codec));
+        name.push_str(envelope.codec.name());
         if let Some(extension) = compression_extension(envelope.compression) {
             name.push('.');
             name.push_str(extension);
@@ -88,8 +88,7 @@ impl DirectorySink {
             .join(name)
     }
 
-    fn write(&self, batch: &Batch) -> io::Result<Delivered> {
-        let path = self.path_of(batch);
+    fn write(&self, batch: &Batch, path: &Path) -> io::Result<Delivered> {
         if path.exists() {
             return Ok(Delivered::Duplicate);
         }
@@ -101,7 +100,7 @@ impl DirectorySink {
         if created {
             sync_directory(&self.root)?;
         }
-        let mut temporary = path.clone().into_os_string();
+        let mut temporary = path.to_path_buf().into_os_string();
         temporary.push(".partial");
         let temporary = PathBuf::from(temporary);
         let mut file = OpenOptions::new()
@@ -112,7 +111,7 @@ impl DirectorySink {
         file.write_all(&batch.payload)?;
         file.sync_data()?;
         drop(file);
-        fs::rename(&temporary, &path)?;
+        fs::rename(&temporary, path)?;
         sync_directory(directory)?;
         Ok(Delivered::Stored)
     }
@@ -125,21 +124,14 @@ impl Sink for DirectorySink {
 
     fn send(&mut self, batch: &Batch) -> Result<Delivered, SendFailure> {
         // A full or failing disk may recover (space freed, disk remounted): retryable.
-        self.write(batch).map_err(|error| {
-            SendFailure::retryable(format!(
-                "writing {}: {error}",
-                self.path_of(batch).display()
-            ))
-        })
+        let path = self.path_of(batch);
+        self.write(batch, &path)
+            .map_err(|error| SendFailure::retryable(format!("writing {}: {error}", path.display())))
     }
 }
 
 fn sync_directory(directory: &Path) -> io::Result<()> {
     File::open(directory)?.sync_all()
-}
-
-fn codec_extension(codec: Codec) -> &'static str {
-    codec.name()
 }
 
 fn compression_extension(compression: Compression) -> Option<&'static str> {

@@ -135,11 +135,7 @@ impl Queue for MemoryQueue {
         let mut index = self.index();
         let outcome = index.dead_letter_outcome(id)?;
         index.apply_nack(id, outcome);
-        match outcome {
-            NackOutcome::DeadLettered { attempts } | NackOutcome::Retry { attempts, .. } => {
-                Ok(attempts)
-            }
-        }
+        Ok(outcome.attempts())
     }
 
     fn expire(&self, now: Timestamp) -> Result<u64> {

@@ -110,6 +110,17 @@ pub enum NackOutcome {
     },
 }
 
+impl NackOutcome {
+    /// Failed attempts so far, the one that led to this outcome included.
+    pub fn attempts(self) -> u32 {
+        match self {
+            NackOutcome::Retry { attempts, .. } | NackOutcome::DeadLettered { attempts } => {
+                attempts
+            }
+        }
+    }
+}
+
 /// What happens when an enqueue would take the queue past [`QueueOptions::max_bytes`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FullPolicy {

@@ -681,9 +681,7 @@ impl Queue for SqliteQueue {
     }
 
     fn nack(&self, id: EntryId, retry_at: Timestamp) -> Result<NackOutcome> {
-        let outcome = self.state().index.nack_outcome(id, retry_at)?;
-        self.record_nack(id, outcome)?;
-        Ok(outcome)
+        self.record_nack(id, |index| index.nack_outcome(id, retry_at))
     }
 
     fn release(&self, id: EntryId) -> Result<()> {
@@ -696,13 +694,8 @@ impl Queue for SqliteQueue {
     }
 
     fn dead_letter(&self, id: EntryId) -> Result<u32> {
-        let outcome = self.state().index.dead_letter_outcome(id)?;
-        self.record_nack(id, outcome)?;
-        match outcome {
-            NackOutcome::DeadLettered { attempts } | NackOutcome::Retry { attempts, .. } => {
-                Ok(attempts)
-            }
-        }
+        self.record_nack(id, |index| index.dead_letter_outcome(id))
+            .map(NackOutcome::attempts)
     }
 
     fn expire(&self, now: Timestamp) -> Result<u64> {
@@ -753,10 +746,16 @@ impl Queue for SqliteQueue {
 }
 
 impl SqliteQueue {
-    /// Writes a nack's outcome to the row, then applies it to the index.
-    fn record_nack(&self, id: EntryId, outcome: NackOutcome) -> Result<()> {
+    /// Decides a nack's outcome, writes it to the row, then applies it to the
+    /// index, all under one lock so a concurrent ack cannot slip in between.
+    fn record_nack(
+        &self,
+        id: EntryId,
+        outcome_of: impl FnOnce(&QueueIndex<()>) -> Result<NackOutcome>,
+    ) -> Result<NackOutcome> {
         let mut guard = self.state();
         let State { connection, index } = &mut *guard;
+        let outcome = outcome_of(index)?;
         let (status, attempts, retry_at_ns) = match outcome {
             NackOutcome::Retry { attempts, retry_at } => {
                 ("failed", attempts, Some(retry_at.unix_nanos()))
@@ -775,7 +774,7 @@ impl SqliteQueue {
             })
             .map_err(|error| self.error(index, "nacking an entry", error))?;
         index.apply_nack(id, outcome);
-        Ok(())
+        Ok(outcome)
     }
 }
 

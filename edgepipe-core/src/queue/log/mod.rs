@@ -1046,11 +1046,7 @@ impl Queue for SegmentedLog {
         let mut inner = self.lock();
         let outcome = inner.index.dead_letter_outcome(id)?;
         self.record_nack(&mut inner, id, outcome);
-        match outcome {
-            NackOutcome::DeadLettered { attempts } | NackOutcome::Retry { attempts, .. } => {
-                Ok(attempts)
-            }
-        }
+        Ok(outcome.attempts())
     }
 
     fn expire(&self, now: Timestamp) -> Result<u64> {
