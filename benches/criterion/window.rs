@@ -7,6 +7,8 @@
 //!   for a ratio measured in the same run.
 //! - `window/jsonl_end_to_end`: JSON Lines bytes → records → window → aggregate
 //!   JSON Lines; throughput in readings.
+//! - `window/rollup_hourly`: hourly windows from the 10 s aggregates with their
+//!   state (`emit_state`, `input = "aggregates"`); throughput in 10 s aggregates.
 //! - Before criterion starts, the seed's Python window code (seed 001's
 //!   `process_sensor_readings`, per device, every field) is run once with
 //!   `python3` on the same bytes, and the Rust end-to-end path is timed the same
@@ -22,7 +24,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use edgepipe_benches::workload_jsonl;
 use edgepipe_core::record::json::{parse_jsonl, write_jsonl};
 use edgepipe_core::record::{DataRecord, JsonOptions};
-use edgepipe_core::window::{WindowConfig, WindowOperator, WindowOutput};
+use edgepipe_core::window::{InputKind, WindowConfig, WindowOperator, WindowOutput};
 
 const RECORDS: usize = 200_000;
 const FIELDS: [&str; 3] = ["temperature", "humidity", "pressure"];
@@ -38,6 +40,35 @@ fn window_all(records: &[DataRecord]) -> usize {
         operator.push(record, &mut out);
     }
     operator.flush(&mut out);
+    out.aggregates.len()
+}
+
+/// The 10 s aggregates of `records`, each carrying its fields' state.
+fn ten_second_states(records: &[DataRecord]) -> Vec<DataRecord> {
+    let mut operator = WindowConfig::tumbling(10.0)
+        .with_emit_state(true)
+        .build()
+        .unwrap();
+    let mut out = WindowOutput::new();
+    for record in records {
+        operator.push(record, &mut out);
+    }
+    operator.flush(&mut out);
+    out.aggregates
+}
+
+/// Hourly count/min/max/mean from 10 s aggregates.
+fn rollup_hourly(aggregates: &[DataRecord]) -> usize {
+    let mut operator = WindowConfig::tumbling(3600.0)
+        .with_input(InputKind::Aggregates)
+        .build()
+        .unwrap();
+    let mut out = WindowOutput::new();
+    for aggregate in aggregates {
+        operator.push(aggregate, &mut out);
+    }
+    operator.flush(&mut out);
+    assert!(out.rejected.is_empty());
     out.aggregates.len()
 }
 
@@ -184,6 +215,17 @@ fn bench(c: &mut Criterion) {
         let mut output = Vec::with_capacity(input.len() / 8);
         b.iter(|| end_to_end(&input, &mut output))
     });
+    let states = ten_second_states(&records);
+    let mut state_bytes = Vec::new();
+    write_jsonl(&states, &mut state_bytes, &JsonOptions::default()).unwrap();
+    eprintln!(
+        "with emit_state: {} aggregates, {} bytes of JSON Lines ({:.1}x fewer than the readings)",
+        states.len(),
+        state_bytes.len(),
+        input.len() as f64 / state_bytes.len() as f64
+    );
+    group.throughput(Throughput::Elements(states.len() as u64));
+    group.bench_function("rollup_hourly", |b| b.iter(|| rollup_hourly(&states)));
     group.finish();
 }
 

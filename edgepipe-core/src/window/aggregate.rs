@@ -376,13 +376,30 @@ impl FieldState {
         payload: &Payload,
         max_sketch_bins: u32,
     ) -> Result<FieldState, String> {
-        let mut name = String::with_capacity(field.len() + 20);
-        let mut get = |suffix: &str| {
-            name.clear();
-            name.push_str(field);
-            name.push_str(".state.");
-            name.push_str(suffix);
-            payload.get(&name)
+        // One pass over the payload rather than a lookup per part: an
+        // aggregate record holds some fifty fields.
+        let suffixes = std::iter::once(state_fields::COUNT)
+            .chain(state_fields::FLOATS)
+            .chain(state_fields::TIMES)
+            .chain(std::iter::once(state_fields::SKETCH));
+        let mut parts: Vec<(&str, Option<&Value>)> =
+            suffixes.map(|suffix| (suffix, None)).collect();
+        for (name, value) in payload.iter() {
+            let Some(suffix) = name
+                .strip_prefix(field)
+                .and_then(|rest| rest.strip_prefix(".state."))
+            else {
+                continue;
+            };
+            if let Some((_, slot)) = parts.iter_mut().find(|(known, _)| *known == suffix) {
+                slot.get_or_insert(value);
+            }
+        }
+        let get = |suffix: &str| {
+            parts
+                .iter()
+                .find(|(known, _)| *known == suffix)
+                .and_then(|(_, value)| *value)
         };
         let count = match get(state_fields::COUNT) {
             Some(Value::Int(count)) if *count > 0 => *count as u64,

@@ -160,7 +160,9 @@ impl Sketch {
                 let key = if same {
                     their_key
                 } else {
-                    let value = sign * other.representative(their_key);
+                    // The top bin's representative can round past f64::MAX;
+                    // an infinite one would make a key no bin range can hold.
+                    let value = sign * other.representative(their_key).min(f64::MAX);
                     (value.abs().ln() / ((1.0 + self.alpha) / (1.0 - self.alpha)).ln()).ceil()
                         as i64
                 };
@@ -210,16 +212,19 @@ impl Sketch {
     /// Whether the bins could have been made by [`Sketch::add`]: a restored
     /// snapshot is checked with this so that no crafted bin can overflow.
     pub(crate) fn is_sane(&self) -> bool {
-        const MAX_KEY: i64 = 1 << 20;
+        if !(self.alpha.is_finite() && (1e-6..=0.5).contains(&self.alpha) && self.max_bins >= 16) {
+            return false;
+        }
+        // Keys of finite magnitudes: |ln x| < 710, so |key| ≤ 710 / ln γ, plus
+        // rounding. A fixed bound (2^20) refused real sketches of small α
+        // (α = 1e-5 puts 1e10 at key 1.15 million).
+        let max_key = (710.0 / self.ln_gamma()).ceil() as i64 + 2;
         let bins_ok = |bins: &Bins| {
             bins.counts.len() <= self.max_bins as usize
-                && (-MAX_KEY..=MAX_KEY).contains(&bins.offset)
+                && (-max_key..=max_key).contains(&bins.offset)
+                && bins.offset + bins.counts.len() as i64 <= max_key + 1
         };
-        self.alpha.is_finite()
-            && (1e-6..=0.5).contains(&self.alpha)
-            && self.max_bins >= 16
-            && bins_ok(&self.positive)
-            && bins_ok(&self.negative)
+        bins_ok(&self.positive) && bins_ok(&self.negative)
     }
 
     /// The sketch as compact text, for the state carried by aggregate records:
@@ -380,6 +385,11 @@ mod tests {
         let empty = Sketch::new(0.02, 64);
         assert_eq!(Sketch::decode(&empty.encode(), 2048), Some(empty));
         assert_eq!(Sketch::decode(&text, 100), None, "more bins than allowed");
+        // The smallest α puts ordinary values at keys in the millions.
+        let mut fine = Sketch::new(1e-6, 64);
+        fine.add(1e10);
+        fine.add(-f64::MAX);
+        assert_eq!(Sketch::decode(&fine.encode(), 64), Some(fine));
         for bad in [
             "",
             "0.01/2048/0/1/0//",
@@ -387,6 +397,7 @@ mod tests {
             "0.01/2048/0/1/2/0:1//",
             "0.9/2048/0/1/2/0:1/",
             "0.01/2048/0/1/2/99999999:1/",
+            "0.01/2048/0/1/2/-9223372036854775807:1/",
             "0.01/2048/18446744073709551615/1/2/0:1/",
         ] {
             assert_eq!(Sketch::decode(bad, 2048), None, "{bad}");
