@@ -115,10 +115,12 @@ thread_local! {
 }
 
 /// Writes `data` as one lz4 frame of independent 64 KiB blocks: every lz4
-/// reader (the CLI, Python's `lz4.frame`) takes it. The bytes are what lz4_flex's
-/// `FrameEncoder` writes with these parameters (a test checks), but built
-/// here: the encoder allocates about 200 KiB of block buffers and tables per
-/// frame, which cost more than compressing a 100-record batch (seen with perf).
+/// reader (the CLI, Python's `lz4.frame`) takes it. Up to one block the bytes
+/// are what lz4_flex's `FrameEncoder` writes with these parameters (a test
+/// checks; past that it keeps its table across blocks, so later matches may
+/// differ), but built here: the encoder allocates about 200 KiB of block
+/// buffers and tables per frame, which cost more than compressing a
+/// 100-record batch (seen with perf).
 fn lz4_frame(data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     out.reserve(LZ4_FRAME_HEADER.len() + 8 + lz4_flex::block::get_maximum_output_size(data.len()));
     out.extend_from_slice(&LZ4_FRAME_HEADER);

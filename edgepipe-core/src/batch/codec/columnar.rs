@@ -398,7 +398,8 @@ pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
                 let field = *field_ids.entry(name).or_insert_with(|| {
                     fields.push(FieldColumn {
                         name,
-                        values: Vec::with_capacity(count),
+                        // Not `count`: a batch of sparse payloads has many fields.
+                        values: Vec::new(),
                         lengths: Vec::new(),
                         last_series: usize::MAX,
                     });
