@@ -407,10 +407,27 @@ impl SegmentedLog {
         };
         {
             let mut inner = log.lock();
-            // Every open rewrites the state log from what was recovered: damage in
-            // it is gone, losses just counted are recorded (never counted twice),
-            // and the next id is reserved before any segment is deleted.
-            log.rewrite_state(&mut inner);
+            // An intact, small state log is appended to. Otherwise it is rewritten
+            // from what was recovered: damage in it is gone, losses just counted
+            // are recorded (never counted twice), and the next id is reserved
+            // before any segment is deleted.
+            let found = &log.recovery;
+            let intact = found.state.present
+                && found.state.header_ok
+                && found.state.damaged_bytes == 0
+                && found.lost == 0
+                && found.state.bytes <= log.options.state_rewrite_bytes;
+            let adopted = intact
+                && match log.fs.open(&log.dir.join(state::STATE_FILE)) {
+                    Ok(file) => {
+                        inner.state.adopt(file, found.state.bytes);
+                        true
+                    }
+                    Err(_) => false,
+                };
+            if !adopted {
+                log.rewrite_state(&mut inner);
+            }
             log.collect_garbage(&mut inner);
         }
         Ok(log)
