@@ -174,6 +174,45 @@ struct WriteFailure {
     orphan: Option<(EntryId, Arc<dyn FsFile>)>,
 }
 
+/// Armed while a leader writes without the lock: if the write panics, the
+/// enqueuers it carried get an error instead of waiting forever, and the segment
+/// it may have half-written is sealed.
+struct PanicGuard<'a> {
+    log: &'a SegmentedLog,
+    first: EntryId,
+    last: EntryId,
+    /// Enqueue calls in the batch besides the leader's own (which unwinds).
+    others: usize,
+    size: u64,
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.log.lock();
+        inner.unresolved_bytes -= self.size;
+        if self.others > 0 {
+            inner.failures.push(Failure {
+                first: self.first,
+                last: self.last,
+                kind: FailKind::Io {
+                    context: "writing a segment",
+                    kind: io::ErrorKind::Other,
+                    message: "the thread writing it panicked".to_owned(),
+                },
+                waiters: self.others,
+            });
+        }
+        if let Some(base) = inner.active.take()
+            && let Some(segment) = inner.segments.get_mut(&base)
+        {
+            segment.sealed = true;
+        }
+        inner.resolved_upto = self.last + 1;
+        inner.leading = false;
+        self.log.resolved.notify_all();
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     index: QueueIndex<Loc>,
@@ -626,10 +665,18 @@ impl SegmentedLog {
             _ => Target::New { base: first },
         };
         drop(inner);
+        let size: u64 = batch.iter().map(|q| q.meta.size).sum();
+        let guard = PanicGuard {
+            log: self,
+            first,
+            last,
+            others: calls - 1,
+            size,
+        };
         let result = self.write(target, &batch, last);
+        mem::forget(guard);
         let mut inner = self.lock();
 
-        let size: u64 = batch.iter().map(|q| q.meta.size).sum();
         inner.unresolved_bytes -= size;
         let mut sealed = false;
         match result {
