@@ -45,6 +45,9 @@ use super::{
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
 
+/// The largest entry body a frame holds (its length is a `u32`).
+const MAX_BODY: usize = u32::MAX as usize - frame::FRAME_HEADER;
+
 /// Options of a [`SegmentedLog`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogOptions {
@@ -595,6 +598,15 @@ impl SegmentedLog {
             })
             .collect();
         let size: u64 = encoded.iter().map(|(_, _, meta)| meta.size).sum();
+        if let Some((body, _, _)) = encoded.iter().find(|(body, _, _)| body.len() > MAX_BODY) {
+            return Err(Error::QueueFull {
+                limit_bytes: self.options.queue.max_bytes,
+                reason: format!(
+                    "an entry of {} bytes is larger than a frame holds ({MAX_BODY} bytes)",
+                    body.len()
+                ),
+            });
+        }
 
         let mut inner = self.lock();
         let victims = inner.index.make_room(inner.unresolved_bytes, size)?;
