@@ -147,3 +147,112 @@ fn producers_and_consumers_at_once_lose_and_duplicate_nothing() {
             .is_clean()
     );
 }
+
+/// A filesystem whose next `sync_data` panics, to check a panicking writer
+/// strands no one.
+#[derive(Debug)]
+struct PanicOnSync {
+    fs: SimFs,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+struct PanicOnSyncFile {
+    file: Arc<dyn edgepipe_core::queue::FsFile>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl edgepipe_core::queue::FsFile for PanicOnSyncFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+    fn append(&self, data: &[u8]) -> std::io::Result<()> {
+        self.file.append(data)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        let result = self.file.sync_data();
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a sync panicked");
+        }
+        result
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.size()
+    }
+}
+
+impl edgepipe_core::queue::Fs for PanicOnSync {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.fs.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.fs.list(dir)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn edgepipe_core::queue::FsFile>> {
+        let file = self.fs.create_new(path)?;
+        Ok(Arc::new(PanicOnSyncFile {
+            file,
+            armed: self.armed.clone(),
+        }))
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn edgepipe_core::queue::FsFile>> {
+        let file = self.fs.open(path)?;
+        Ok(Arc::new(PanicOnSyncFile {
+            file,
+            armed: self.armed.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.fs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.fs.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.fs.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_writer_that_panics_strands_no_one() {
+    use edgepipe_core::queue::Fs;
+    let fs = SimFs::new();
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let panicky = Arc::new(PanicOnSync {
+        fs: fs.clone(),
+        armed: armed.clone(),
+    });
+    let queue =
+        Arc::new(SegmentedLog::open_with(panicky, Path::new("q"), LogOptions::default()).unwrap());
+    queue.enqueue(entry(0, 0)).unwrap();
+    fs.pause_syncs();
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    std::thread::scope(|scope| {
+        let leader = scope.spawn(|| queue.enqueue(entry(0, 1)));
+        until(|| fs.paused_syncs() == 1);
+        let followers: Vec<_> = (1..4)
+            .map(|source| {
+                let queue = &queue;
+                scope.spawn(move || queue.enqueue(entry(source, 0)).unwrap())
+            })
+            .collect();
+        until(|| queue.commit_stats().waiting == 3);
+        fs.resume_syncs();
+        assert!(leader.join().is_err(), "the leader's enqueue panicked");
+        for follower in followers {
+            follower.join().unwrap();
+        }
+    });
+    // The followers went to a new segment; the old one was sealed.
+    let segments = fs
+        .list(Path::new("q"))
+        .unwrap()
+        .iter()
+        .filter(|n| n.ends_with(".seg"))
+        .count();
+    assert_eq!(segments, 2);
+    assert_eq!(queue.stats().pending, 4);
+}

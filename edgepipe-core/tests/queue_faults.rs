@@ -317,3 +317,26 @@ fn a_partial_write_that_cannot_be_cut_back_seals_the_segment() {
     assert_eq!(served, [entry(1), entry(3)]);
     assert_eq!(queue.stats().lost, 0);
 }
+
+#[test]
+fn a_power_cut_before_any_change_loses_nothing_acknowledged() {
+    let clean = SimFs::new();
+    workload(&clean, &mut Ledger::default());
+    let changes: u64 = OPS
+        .iter()
+        .chain([&FsOp::SetLen])
+        .map(|&op| clean.count(op))
+        .sum();
+    for n in 1..=changes {
+        let fs = SimFs::new();
+        fs.crash_after(n);
+        let mut ledger = Ledger::default();
+        workload(&fs, &mut ledger);
+        fs.heal();
+        let context = format!("power cut before change #{n} of {changes}");
+        let queue = open(&fs).unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+        assert_eq!(queue.stats().lost, 0, "{context}: {}", queue.recovery());
+        ledger.check(&queue, &context);
+    }
+    eprintln!("faults: {changes} crash points");
+}

@@ -3,7 +3,10 @@
 //! synced is dropped) and power cut during a sync (a torn last write), run
 //! against a deliberately naive in-memory model.
 //!
-//! Cases: 1,000 by default; `EDGEPIPE_QUEUE_CASES=N` for more.
+//! The same model checks the log with `Written` durability through kills only,
+//! and `MemoryQueue` without crash steps.
+//!
+//! Cases: 1,000 per test by default; `EDGEPIPE_QUEUE_CASES=N` for more.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -11,8 +14,8 @@ use std::sync::Arc;
 
 use edgepipe_core::queue::log::{Fault, FsOp};
 use edgepipe_core::queue::{
-    Entry, EntryStatus, FullPolicy, LogOptions, MemoryQueue, NackOutcome, Queue, QueueOptions,
-    SegmentedLog, SimFs,
+    Durability, Entry, EntryStatus, FullPolicy, LogOptions, MemoryQueue, NackOutcome, Queue,
+    QueueOptions, SegmentedLog, SimFs,
 };
 use edgepipe_core::{Error, Timestamp};
 use proptest::prelude::*;
@@ -60,7 +63,8 @@ enum Op {
     },
 }
 
-fn op(crashes: bool) -> impl Strategy<Value = Op> {
+/// `crashes`: kills (reopen) and, with `power_cuts`, power cuts too.
+fn op(crashes: bool, power_cuts: bool) -> impl Strategy<Value = Op> {
     let source = 0..SOURCES.len();
     let len = 0usize..400;
     let common = prop_oneof![
@@ -76,6 +80,9 @@ fn op(crashes: bool) -> impl Strategy<Value = Op> {
     ];
     if !crashes {
         return common.boxed();
+    }
+    if !power_cuts {
+        return prop_oneof![20 => common, 2 => Just(Op::Reopen)].boxed();
     }
     prop_oneof![
         20 => common,
@@ -305,16 +312,17 @@ fn full(result: &Result<impl std::fmt::Debug, Error>) -> bool {
     matches!(result, Err(Error::QueueFull { .. }))
 }
 
-fn run(ops: &[Op], options: QueueOptions, durable: bool, segment_bytes: u64) {
+fn run(ops: &[Op], options: QueueOptions, durable: Option<Durability>, segment_bytes: u64) {
     let harness = Harness {
         fs: SimFs::new(),
         options: LogOptions {
             queue: options.clone(),
+            sync: durable.unwrap_or(Durability::Synced),
             segment_bytes,
             state_rewrite_bytes: 300,
-            ..LogOptions::default()
         },
     };
+    let durable = durable.is_some();
     let mut queue: Box<dyn Queue> = if durable {
         Box::new(harness.open())
     } else {
@@ -564,16 +572,25 @@ proptest! {
     fn segmented_log_matches_the_model_through_crashes(
         options in queue_options(),
         segment_bytes in prop_oneof![Just(600u64), Just(4096)],
-        ops in proptest::collection::vec(op(true), 1..80),
+        ops in proptest::collection::vec(op(true, true), 1..80),
     ) {
-        run(&ops, options, true, segment_bytes);
+        run(&ops, options, Some(Durability::Synced), segment_bytes);
+    }
+
+    /// `Written` promises survival of a process kill, not of a power cut.
+    #[test]
+    fn written_log_matches_the_model_through_kills(
+        options in queue_options(),
+        ops in proptest::collection::vec(op(true, false), 1..80),
+    ) {
+        run(&ops, options, Some(Durability::Written), 600);
     }
 
     #[test]
     fn memory_queue_matches_the_model(
         options in queue_options(),
-        ops in proptest::collection::vec(op(false), 1..80),
+        ops in proptest::collection::vec(op(false, false), 1..80),
     ) {
-        run(&ops, options, false, 0);
+        run(&ops, options, None, 0);
     }
 }

@@ -45,6 +45,9 @@ use super::{
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
 
+/// The largest entry body a frame holds (its length is a `u32`).
+const MAX_BODY: usize = u32::MAX as usize - frame::FRAME_HEADER;
+
 /// Options of a [`SegmentedLog`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogOptions {
@@ -172,6 +175,45 @@ struct WriteFailure {
     seal_active: bool,
     /// A new segment that failed and could not be removed: deleted later.
     orphan: Option<(EntryId, Arc<dyn FsFile>)>,
+}
+
+/// Armed while a leader writes without the lock: if the write panics, the
+/// enqueuers it carried get an error instead of waiting forever, and the segment
+/// it may have half-written is sealed.
+struct PanicGuard<'a> {
+    log: &'a SegmentedLog,
+    first: EntryId,
+    last: EntryId,
+    /// Enqueue calls in the batch besides the leader's own (which unwinds).
+    others: usize,
+    size: u64,
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.log.lock();
+        inner.unresolved_bytes -= self.size;
+        if self.others > 0 {
+            inner.failures.push(Failure {
+                first: self.first,
+                last: self.last,
+                kind: FailKind::Io {
+                    context: "writing a segment",
+                    kind: io::ErrorKind::Other,
+                    message: "the thread writing it panicked".to_owned(),
+                },
+                waiters: self.others,
+            });
+        }
+        if let Some(base) = inner.active.take()
+            && let Some(segment) = inner.segments.get_mut(&base)
+        {
+            segment.sealed = true;
+        }
+        inner.resolved_upto = self.last + 1;
+        inner.leading = false;
+        self.log.resolved.notify_all();
+    }
 }
 
 #[derive(Debug)]
@@ -407,10 +449,27 @@ impl SegmentedLog {
         };
         {
             let mut inner = log.lock();
-            // Every open rewrites the state log from what was recovered: damage in
-            // it is gone, losses just counted are recorded (never counted twice),
-            // and the next id is reserved before any segment is deleted.
-            log.rewrite_state(&mut inner);
+            // An intact, small state log is appended to. Otherwise it is rewritten
+            // from what was recovered: damage in it is gone, losses just counted
+            // are recorded (never counted twice), and the next id is reserved
+            // before any segment is deleted.
+            let found = &log.recovery;
+            let intact = found.state.present
+                && found.state.header_ok
+                && found.state.damaged_bytes == 0
+                && found.lost == 0
+                && found.state.bytes <= log.options.state_rewrite_bytes;
+            let adopted = intact
+                && match log.fs.open(&log.dir.join(state::STATE_FILE)) {
+                    Ok(file) => {
+                        inner.state.adopt(file, found.state.bytes);
+                        true
+                    }
+                    Err(_) => false,
+                };
+            if !adopted {
+                log.rewrite_state(&mut inner);
+            }
             log.collect_garbage(&mut inner);
         }
         Ok(log)
@@ -539,6 +598,15 @@ impl SegmentedLog {
             })
             .collect();
         let size: u64 = encoded.iter().map(|(_, _, meta)| meta.size).sum();
+        if let Some((body, _, _)) = encoded.iter().find(|(body, _, _)| body.len() > MAX_BODY) {
+            return Err(Error::QueueFull {
+                limit_bytes: self.options.queue.max_bytes,
+                reason: format!(
+                    "an entry of {} bytes is larger than a frame holds ({MAX_BODY} bytes)",
+                    body.len()
+                ),
+            });
+        }
 
         let mut inner = self.lock();
         let victims = inner.index.make_room(inner.unresolved_bytes, size)?;
@@ -609,10 +677,18 @@ impl SegmentedLog {
             _ => Target::New { base: first },
         };
         drop(inner);
+        let size: u64 = batch.iter().map(|q| q.meta.size).sum();
+        let guard = PanicGuard {
+            log: self,
+            first,
+            last,
+            others: calls - 1,
+            size,
+        };
         let result = self.write(target, &batch, last);
+        mem::forget(guard);
         let mut inner = self.lock();
 
-        let size: u64 = batch.iter().map(|q| q.meta.size).sum();
         inner.unresolved_bytes -= size;
         let mut sealed = false;
         match result {

@@ -72,12 +72,29 @@ struct State {
     /// Planned faults, each with the operations of its kind seen since it was injected.
     faults: Vec<(Fault, u64)>,
     counts: HashMap<FsOp, u64>,
+    /// Crash (as [`SimFs::crash`]) instead of doing this many-th change from now.
+    crash_at: Option<u64>,
+    /// Changes (every [`FsOp`]) since `crash_at` was set.
+    changes: u64,
+    /// Crashed by `crash_at`: every change fails until [`SimFs::heal`].
+    down: bool,
 }
 
 impl State {
     /// Counts `op` and says whether it must fail.
     fn hit(&mut self, op: FsOp) -> bool {
         *self.counts.entry(op).or_default() += 1;
+        if self.down {
+            return true;
+        }
+        if let Some(at) = self.crash_at {
+            self.changes += 1;
+            if self.changes == at {
+                self.crash_with(&mut |_, _| 0);
+                self.down = true;
+                return true;
+            }
+        }
         let mut fails = false;
         for (fault, seen) in &mut self.faults {
             if fault.op == op {
@@ -86,6 +103,29 @@ impl State {
             }
         }
         fails
+    }
+
+    fn crash_with(&mut self, keep: &mut dyn FnMut(&Path, usize) -> usize) {
+        self.epoch += 1;
+        let mut survivors: Vec<(PathBuf, Ino)> = Vec::new();
+        for (dir_path, dir) in &mut self.dirs {
+            dir.names = dir.durable.clone();
+            for (name, &ino) in &dir.names {
+                survivors.push((dir_path.join(name), ino));
+            }
+        }
+        survivors.sort();
+        for (path, ino) in survivors {
+            let inode = self.inodes.get_mut(&ino).expect("named inodes exist");
+            if inode.data.len() > inode.synced.len() && inode.data.starts_with(&inode.synced) {
+                let unsynced = inode.data.len() - inode.synced.len();
+                let kept = keep(&path, unsynced).min(unsynced);
+                inode.data.truncate(inode.synced.len() + kept);
+            } else {
+                inode.data.clone_from(&inode.synced);
+            }
+            inode.synced.clone_from(&inode.data);
+        }
     }
 
     fn dir(&mut self, dir: &Path) -> io::Result<&mut Dir> {
@@ -154,28 +194,16 @@ impl SimFs {
     /// A power cut that tears writes: of the bytes appended to a file since its
     /// last sync, `keep(path, unsynced)` are kept (clamped to `unsynced`).
     pub fn crash_tearing(&self, mut keep: impl FnMut(&Path, usize) -> usize) {
+        self.state().crash_with(&mut keep);
+    }
+
+    /// A power cut just before the `n`th change (write, sync, create, rename,
+    /// remove, truncate) from now: that change and every later one fail, as in a
+    /// process that is gone, until [`heal`](Self::heal).
+    pub fn crash_after(&self, n: u64) {
         let mut state = self.state();
-        let state = &mut *state;
-        state.epoch += 1;
-        let mut survivors: Vec<(PathBuf, Ino)> = Vec::new();
-        for (dir_path, dir) in &mut state.dirs {
-            dir.names = dir.durable.clone();
-            for (name, &ino) in &dir.names {
-                survivors.push((dir_path.join(name), ino));
-            }
-        }
-        survivors.sort();
-        for (path, ino) in survivors {
-            let inode = state.inodes.get_mut(&ino).expect("named inodes exist");
-            if inode.data.len() > inode.synced.len() && inode.data.starts_with(&inode.synced) {
-                let unsynced = inode.data.len() - inode.synced.len();
-                let kept = keep(&path, unsynced).min(unsynced);
-                inode.data.truncate(inode.synced.len() + kept);
-            } else {
-                inode.data.clone_from(&inode.synced);
-            }
-            inode.synced.clone_from(&inode.data);
-        }
+        state.crash_at = Some(n);
+        state.changes = 0;
     }
 
     /// Makes every `sync_data` wait until [`resume_syncs`](Self::resume_syncs).
@@ -222,9 +250,13 @@ impl SimFs {
         self.state().faults.push((fault, 0));
     }
 
-    /// Removes every planned failure.
+    /// Removes every planned failure and crash point, and brings a crashed
+    /// filesystem back up (as it was at the crash).
     pub fn heal(&self) {
-        self.state().faults.clear();
+        let mut state = self.state();
+        state.faults.clear();
+        state.crash_at = None;
+        state.down = false;
     }
 
     /// How many operations of kind `op` were attempted so far.

@@ -221,6 +221,15 @@ impl StateLog {
         }
     }
 
+    /// Appends to an existing, intact log of `len` bytes instead of rewriting it.
+    pub fn adopt(&mut self, file: Arc<dyn FsFile>, len: u64) {
+        self.file = Some(file);
+        self.len = len;
+        // What a killed process wrote may not be synced yet.
+        self.dirty = true;
+        self.broken = false;
+    }
+
     /// Makes every record appended so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
         if self.broken {
