@@ -4,11 +4,6 @@
 //! a file position in the segmented log) and persists the changes this index
 //! reports before it applies them.
 
-// Some helpers (`first_id`, `handle`, `count_lost`, `return_in_flight`) serve only
-// the segmented log, not yet in the tree, and builds without the `sqlite` feature
-// use even less; without this, `clippy -D warnings` fails on the unused ones.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -48,10 +43,11 @@ struct Slot<H> {
 
 /// An entry [`QueueIndex::take`] handed out.
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // `meta` is for backends that do not keep it in their handle
 pub(crate) struct Handed<H> {
     pub id: EntryId,
     pub attempts: u32,
+    /// Read by the SQLite backend, whose handle is empty; the others find it in their handle.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub meta: EntryMeta,
     pub handle: H,
 }
@@ -80,7 +76,6 @@ pub(crate) struct QueueIndex<H> {
 }
 
 // Not every backend uses every method (the memory backend needs no recovery helpers).
-#[allow(dead_code)]
 impl<H: Clone> QueueIndex<H> {
     pub fn new(options: QueueOptions) -> Self {
         QueueIndex {
@@ -94,6 +89,8 @@ impl<H: Clone> QueueIndex<H> {
         }
     }
 
+    // The SQLite backend reads these; the segmented log and memory queue keep their own.
+    #[cfg(feature = "sqlite")]
     pub fn options(&self) -> &QueueOptions {
         &self.options
     }
@@ -108,19 +105,12 @@ impl<H: Clone> QueueIndex<H> {
         self.next_id = self.next_id.max(id.saturating_add(1));
     }
 
-    /// The smallest id still held, if any.
-    pub fn first_id(&self) -> Option<EntryId> {
-        self.slots.keys().next().copied()
-    }
-
+    #[cfg(feature = "sqlite")]
     pub fn contains(&self, id: EntryId) -> bool {
         self.slots.contains_key(&id)
     }
 
-    pub fn handle(&self, id: EntryId) -> Option<&H> {
-        self.slots.get(&id).map(|slot| &slot.handle)
-    }
-
+    #[cfg(feature = "sqlite")]
     pub fn meta(&self, id: EntryId) -> Option<&EntryMeta> {
         self.slots.get(&id).map(|slot| &slot.meta)
     }
@@ -388,22 +378,6 @@ impl<H: Clone> QueueIndex<H> {
             .filter(|(_, slot)| slot.state == State::Dead)
             .map(|(&id, _)| id)
             .collect()
-    }
-
-    /// Puts every in-flight entry back to ready (a reopen: nothing is in flight).
-    pub fn return_in_flight(&mut self) {
-        let ids: Vec<EntryId> = self
-            .slots
-            .iter()
-            .filter(|(_, slot)| slot.state == State::InFlight)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ids {
-            let slot = self.slots.get_mut(&id).expect("listed above");
-            slot.state = State::Ready;
-            let source = slot.meta.source_id.clone();
-            self.add_candidate(id, &source);
-        }
     }
 
     /// Ids of every entry held, in order.

@@ -241,13 +241,11 @@ pub trait Queue: Send + Sync {
     fn enqueue(&self, entry: Entry) -> Result<EntryId>;
 
     /// Adds several entries with one durability point (one sync for all of them in a
-    /// durable backend); the ids are in the order given. On error none is acknowledged.
-    fn enqueue_all(&self, entries: Vec<Entry>) -> Result<Vec<EntryId>> {
-        entries
-            .into_iter()
-            .map(|entry| self.enqueue(entry))
-            .collect()
-    }
+    /// durable backend); the ids are in the order given. All or nothing: on error
+    /// none is acknowledged and none is served later. (There is no default made of
+    /// [`Queue::enqueue`] calls, because a failure part-way would leave a prefix
+    /// enqueued behind an error.)
+    fn enqueue_all(&self, entries: Vec<Entry>) -> Result<Vec<EntryId>>;
 
     /// Up to `max` entries ready at `now` (never nacked, or whose retry time has
     /// come), oldest first, in order per source; they are in flight until acked or nacked.
