@@ -42,7 +42,7 @@ pub enum Error {
     /// A float that JSON cannot carry (NaN or ±infinity) was about to be written.
     #[error(
         "payload field `{field}` is {value}, which JSON cannot represent \
-         (set NonFinite::Null or NonFinite::Literal to write it anyway)"
+         (set `NonFinite::Null` to write null in its place)"
     )]
     NonFiniteFloat {
         /// Path of the field, e.g. `temperature` or `readings[3]`.
