@@ -143,7 +143,7 @@ fn codec_and_compression_are_named_and_uncompressed_batches_send_no_encoding() {
 }
 
 #[test]
-fn a_records_without_a_sequence_range_send_no_sequence_header() {
+fn a_batch_without_a_sequence_range_sends_no_sequence_header() {
     let identity = Identity::new();
     let server = TestServer::https(&identity, None);
     let mut sink = sink(&server, &identity);
@@ -168,21 +168,17 @@ fn a_records_without_a_sequence_range_send_no_sequence_header() {
 fn a_wrong_signature_key_is_refused_permanently() {
     let identity = Identity::new();
     let server = TestServer::https(&identity, Some(HMAC_KEY));
-    let mut sink =
+    let mut signed =
         HttpSink::new(options(&server, &identity).with_hmac_key(b"another".to_vec())).unwrap();
-    let reason = assert_permanent(sink.send(&gzip_json(0)));
+    let reason = assert_permanent(signed.send(&gzip_json(0)));
     assert!(
         reason.contains("401") && reason.contains("Invalid signature"),
         "{reason}"
     );
-    let mut unsigned = sink_without_key(&server, &identity);
+    let mut unsigned = sink(&server, &identity);
     let reason = assert_permanent(unsigned.send(&gzip_json(0)));
     assert!(reason.contains("Invalid signature"), "{reason}");
     assert_eq!(server.stored(), 0);
-}
-
-fn sink_without_key(server: &TestServer, identity: &Identity) -> HttpSink {
-    sink(server, identity)
 }
 
 #[test]
@@ -483,4 +479,64 @@ fn descriptions_and_debug_output_never_show_secrets() {
         !shown.contains("secret") && !shown.contains("pw@"),
         "{shown}"
     );
+}
+
+#[test]
+fn the_delivery_loop_drains_a_queue_through_the_sink_honouring_the_servers_answers() {
+    use std::sync::Arc;
+
+    use edgepipe_core::deliver::{Delivery, DeliveryOptions, Jitter, RetryPolicy, Step};
+    use edgepipe_core::queue::{Entry, MemoryQueue, Queue, QueueOptions};
+
+    let identity = Identity::new();
+    let server = TestServer::https(&identity, None);
+    let queue = Arc::new(MemoryQueue::new(QueueOptions::default()));
+    let good = gzip_json(0);
+    let refused = batch(Codec::Json, Compression::SEED, 500);
+    queue.enqueue(Entry::from_batch(&good)).unwrap();
+    let options = DeliveryOptions {
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        },
+        ..DeliveryOptions::default()
+    };
+    let mut delivery = Delivery::with_jitter(
+        queue.clone(),
+        Box::new(sink(&server, &identity)),
+        options,
+        Jitter::seeded(1),
+    );
+    server.script([Reply::fixed(503, r#"{"detail":"busy"}"#).with_header("Retry-After", "30")]);
+    let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    // The server's 30 s is the floor of the wait, above the policy's 1 ms.
+    match delivery.step(now).unwrap() {
+        Step::Retry { retry_at, reason } => {
+            assert!(
+                retry_at >= now.saturating_add(Duration::from_secs(30)),
+                "{reason}"
+            );
+            assert_eq!(delivery.step(now).unwrap(), Step::Idle);
+            assert_eq!(
+                delivery.step(retry_at).unwrap(),
+                Step::Sent {
+                    delivered: Delivered::Stored
+                }
+            );
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    server.script([Reply::fixed(400, r#"{"detail":"Invalid JSON"}"#)]);
+    queue.enqueue(Entry::from_batch(&refused)).unwrap();
+    match delivery
+        .step(now.saturating_add(Duration::from_secs(60)))
+        .unwrap()
+    {
+        Step::DeadLettered { reason } => assert!(reason.contains("Invalid JSON"), "{reason}"),
+        other => panic!("expected a dead letter, got {other:?}"),
+    }
+    let stats = queue.stats();
+    assert_eq!((stats.pending, stats.in_flight, stats.dead), (0, 0, 1));
+    assert_eq!(delivery.metrics().batches_sent, 1);
+    assert_eq!(server.stored(), 1);
 }
