@@ -156,6 +156,7 @@ impl TestServer {
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
+                let _ = stream.set_nodelay(true);
                 let connection = accept_state.connections.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&accept_state);
                 let tls = tls.clone();
@@ -255,8 +256,10 @@ fn serve<S: Read + Write>(stream: S, state: &State, connection: usize) -> io::Re
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
+        // One write: a head and a body in two small segments would wait for the
+        // client's delayed ACK under Nagle's algorithm (40 ms per answer).
+        head.push_str(&body);
         stream.write_all(head.as_bytes())?;
-        stream.write_all(body.as_bytes())?;
         stream.flush()?;
     }
 }
