@@ -10,12 +10,18 @@
 //!   into a sink and acks only what the sink confirmed, and [`DeliveryWorker`],
 //!   that loop on a thread of its own.
 //!
-//! Network sinks (HTTP, MQTT) build on these.
+//! Network sinks (HTTP, MQTT) build on these:
+//!
+//! - [`mqtt`] (feature `mqtt`): [`MqttSink`], QoS 1 publishes confirmed by the broker's PUBACK.
 
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod retry;
 pub mod sink;
 pub mod worker;
 
+#[cfg(feature = "mqtt")]
+pub use mqtt::{DEFAULT_TOPIC, MqttOptions, MqttSink, MqttTls, topic_level};
 pub use retry::{CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after};
 pub use sink::{Delivered, DirectorySink, Sink, file_name_part};
 pub use worker::{Delivery, DeliveryMetrics, DeliveryOptions, DeliveryWorker, Step};
