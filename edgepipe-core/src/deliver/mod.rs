@@ -24,4 +24,4 @@ pub mod worker;
 pub use mqtt::{DEFAULT_TOPIC, MqttOptions, MqttSink, MqttTls, topic_level};
 pub use retry::{CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after};
 pub use sink::{Delivered, DirectorySink, Sink, file_name_part};
-pub use worker::{Delivery, DeliveryMetrics, DeliveryOptions, DeliveryWorker, Step};
+pub use worker::{Delivery, DeliveryMetrics, DeliveryOptions, DeliveryWorker, ReplayOrder, Step};
