@@ -41,9 +41,11 @@ pub struct MqttOptions {
     pub keep_alive: Duration,
     /// User name and password, when the broker asks for them.
     pub credentials: Option<(String, String)>,
-    /// `false` (the default) asks the broker to keep the session across
-    /// reconnects, so a QoS 1 publish retransmitted after a dropped connection
-    /// is acknowledged in the same session.
+    /// `false` (the default) asks the broker to keep the client's session
+    /// (its QoS 1 state) across reconnects. The sink's own delivery guarantee
+    /// does not rest on it: a publish whose PUBACK did not arrive fails the
+    /// `send`, the batch stays queued and is published again, with the same
+    /// batch id, on the next attempt.
     pub clean_session: bool,
     /// TLS to the broker; `None` is plain TCP.
     pub tls: Option<MqttTls>,
