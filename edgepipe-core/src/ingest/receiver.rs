@@ -459,11 +459,13 @@ impl Receiver {
         }
     }
 
-    fn handle_inner(&self, request: &IngestRequest) -> Outcome {
-        // 1. Required headers, as FastAPI checks them before the handler runs.
+    /// The checks made before the body is read: required headers (422) and the API
+    /// key (401). [`handle`](Receiver::handle) makes them too; a server calls this
+    /// first so it reads no body from a stranger.
+    pub fn authenticate(&self, request: &IngestRequest) -> Result<(), Outcome> {
         let api_key = request.get("x-api-key");
         let batch_id = request.get("x-batch-id");
-        let (Some(api_key), Some(batch_id)) = (api_key, batch_id) else {
+        let (Some(api_key), Some(_)) = (api_key, batch_id) else {
             let mut headers = Vec::new();
             if api_key.is_none() {
                 headers.push("x-api-key");
@@ -471,18 +473,28 @@ impl Receiver {
             if batch_id.is_none() {
                 headers.push("x-batch-id");
             }
-            return Outcome::MissingHeaders { headers };
+            return Err(Outcome::MissingHeaders { headers });
         };
-        // 2. Authentication: every key is compared, each in constant time.
+        // Every key is compared, each in constant time.
         let mut known = false;
         for key in &self.config.api_keys {
             known |= constant_time_eq(key.as_bytes(), api_key.as_bytes());
         }
         if !known {
-            return Outcome::Unauthorized {
+            return Err(Outcome::Unauthorized {
                 detail: "Invalid API key",
-            };
+            });
         }
+        Ok(())
+    }
+
+    fn handle_inner(&self, request: &IngestRequest) -> Outcome {
+        // 1-2. Required headers, as FastAPI checks them before the handler runs,
+        // then authentication.
+        if let Err(outcome) = self.authenticate(request) {
+            return outcome;
+        }
+        let batch_id = request.get("x-batch-id").unwrap_or_default();
         if let Some(key) = &self.config.hmac_key {
             match request.get("x-edgepipe-signature") {
                 Some(given) => {
