@@ -357,3 +357,83 @@ fn the_rust_api_starts_on_port_zero_and_shuts_down() {
         5
     );
 }
+
+/// HTTPS with a self-signed certificate made in the test: the server loads the
+/// PEM files, a rustls client (ring) that trusts only that certificate stores a
+/// batch through it.
+#[test]
+fn tls_serves_with_a_self_signed_certificate() {
+    use std::io::Read;
+    use tokio_rustls::rustls;
+
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ],
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+
+    let b = batch(
+        "gw",
+        &records("gw", 0, 0..10),
+        Codec::Columnar,
+        Compression::Lz4,
+    );
+    let request = request(&b);
+    let mut head =
+        "POST /api/ingest HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n".to_owned();
+    for (name, value) in &request.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", request.body.len()));
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&request.body).unwrap();
+    let mut response = Vec::new();
+    // The server closes after the response (Connection: close); a peer that drops
+    // TCP without close_notify shows as UnexpectedEof once everything was read.
+    match tls.read_to_end(&mut response) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => panic!("{e}"),
+    }
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.contains(r#""records_accepted":10"#), "{response}");
+    let stored = lake_records(&dir.path().join("data/lake"));
+    assert_eq!(ids_once(&stored), expected_ids("gw", 0, 0..10));
+
+    // A plain-HTTP client gets no answer from the TLS port.
+    let mut plain = std::net::TcpStream::connect(server.addr).unwrap();
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "plain HTTP was served"
+    );
+}
