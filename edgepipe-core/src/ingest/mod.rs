@@ -10,12 +10,15 @@
 //!    so each record is stored once across retries and restarts;
 //! 3. [`store`]: the [`Store`] trait, the partitioned [`DataLakeStore`], the
 //!    [`JsonlQuarantine`] and a [`MemoryStore`] for tests;
+//!    `parquet::ParquetStore` (feature `parquet`) is the cold tier;
 //! 4. `server` (feature `ingest-server`): the HTTP/1.1 server around the receiver,
 //!    also run by the `edgepipe-ingest` binary.
 //!
 //! The design, the order of the checks and the crash argument are in `docs/ingest.md`.
 
 pub mod dedup;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod receiver;
 #[cfg(feature = "ingest-server")]
 pub mod server;
