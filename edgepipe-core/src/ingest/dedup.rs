@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -191,13 +191,7 @@ impl Dedup {
         }
         dedup.prune(now);
         dedup.pending = begun;
-        dedup.journal = Some(Journal {
-            file: File::open(path.parent().unwrap_or(Path::new(".")))
-                .map_err(|e| Error::io("opening journal directory", e))?,
-            path,
-            lines: 0,
-        });
-        dedup.compact()?;
+        dedup.compact_to(path)?;
         Ok(dedup)
     }
 
@@ -312,10 +306,14 @@ impl Dedup {
 
     /// Rewrites the journal as the live state (atomically), and reopens it for appends.
     fn compact(&mut self) -> Result<()> {
-        let Some(journal) = &self.journal else {
-            return Ok(());
-        };
-        let path = journal.path.clone();
+        match &self.journal {
+            Some(journal) => self.compact_to(journal.path.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the live state to `path` and makes it the journal appended to.
+    fn compact_to(&mut self, path: PathBuf) -> Result<()> {
         let mut out = Vec::new();
         let mut lines = 0;
         for key in &self.pending {
