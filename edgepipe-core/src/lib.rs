@@ -17,7 +17,9 @@
 //!    until the cloud acknowledges them, in memory or durable on disk;
 //! 6. [`deliver`]: retry policy, circuit breaker and the sinks batches are sent to.
 //!
-//! Cloud ingestion follows as a module of its own.
+//! 7. [`ingest`]: the cloud side, a receiver that authenticates, bounds, decodes,
+//!    validates, deduplicates and stores batches, and (feature `ingest-server`) its
+//!    HTTP server.
 //!
 //! ```
 //! use edgepipe_core::record::json::parse_jsonl;
@@ -48,6 +50,7 @@
 pub mod batch;
 pub mod deliver;
 pub mod error;
+pub mod ingest;
 pub mod queue;
 pub mod record;
 pub mod transform;

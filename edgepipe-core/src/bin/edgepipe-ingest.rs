@@ -1,0 +1,115 @@
+//! `edgepipe-ingest`: the ingest server (`POST /api/ingest`, `GET /health`,
+//! `GET /metrics`) storing into a data directory. See `docs/ingest.md`.
+//!
+//! ```text
+//! edgepipe-ingest --data-dir DIR --api-key KEY [--api-key KEY ...] [options]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use edgepipe_core::ingest::server::{ServerConfig, TlsFiles, start};
+use edgepipe_core::ingest::{Receiver, ReceiverConfig};
+
+const USAGE: &str = "usage: edgepipe-ingest --data-dir DIR --api-key KEY [options]
+
+  --listen ADDR                  address to bind (default 127.0.0.1:8080; port 0 picks one)
+  --data-dir DIR                 where lake/, quarantine/ and dedup.journal live (required)
+  --api-key KEY                  an accepted X-API-Key (repeatable; or EDGEPIPE_API_KEYS=k1,k2)
+  --hmac-key KEY                 check X-Edgepipe-Signature with this HMAC-SHA256 key
+  --require-signature            refuse requests without a signature (needs --hmac-key)
+  --tls-cert PEM --tls-key PEM   serve HTTPS (rustls)
+  --max-body-bytes N             compressed body limit (default 16777216)
+  --max-decompressed-bytes N     decompressed size limit (default 67108864)
+  --max-records N                records per batch limit (default 1000000)
+  --max-in-flight N              ingest requests decoded at once (default 4)
+
+Prints `listening on ADDR` once bound, then serves until killed. Every answered
+batch is on disk; one cut short by a kill is reconciled on the next start.";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("edgepipe-ingest: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let mut listen = "127.0.0.1:8080".to_owned();
+    let mut data_dir: Option<PathBuf> = None;
+    let mut keys: Vec<String> = Vec::new();
+    let mut hmac_key = None;
+    let mut require_signature = false;
+    let (mut cert, mut key) = (None, None);
+    let mut config = ReceiverConfig::new(Vec::<String>::new());
+    let mut max_in_flight = 4;
+    let number = |flag: &str, value: Option<String>| -> Result<usize, String> {
+        value
+            .ok_or_else(|| format!("{flag} needs a value"))?
+            .parse()
+            .map_err(|_| format!("{flag} needs a whole number"))
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "--listen" => listen = value("--listen")?,
+            "--data-dir" => data_dir = Some(value("--data-dir")?.into()),
+            "--api-key" => keys.push(value("--api-key")?),
+            "--hmac-key" => hmac_key = Some(value("--hmac-key")?.into_bytes()),
+            "--require-signature" => require_signature = true,
+            "--tls-cert" => cert = Some(PathBuf::from(value("--tls-cert")?)),
+            "--tls-key" => key = Some(PathBuf::from(value("--tls-key")?)),
+            "--max-body-bytes" => config.limits.max_compressed_bytes = number(&arg, args.next())?,
+            "--max-decompressed-bytes" => {
+                config.limits.max_decompressed_bytes = number(&arg, args.next())?
+            }
+            "--max-records" => config.limits.max_records = number(&arg, args.next())?,
+            "--max-in-flight" => max_in_flight = number(&arg, args.next())?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    if let Ok(env) = std::env::var("EDGEPIPE_API_KEYS") {
+        keys.extend(
+            env.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from),
+        );
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "no API key: pass --api-key or set EDGEPIPE_API_KEYS\n\n{USAGE}"
+        ));
+    }
+    if require_signature && hmac_key.is_none() {
+        return Err("--require-signature needs --hmac-key".into());
+    }
+    let data_dir = data_dir.ok_or_else(|| format!("--data-dir is required\n\n{USAGE}"))?;
+    config.api_keys = keys;
+    config.hmac_key = hmac_key;
+    config.require_signature = require_signature;
+    let mut server = ServerConfig::new(
+        listen
+            .parse()
+            .map_err(|_| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?,
+    );
+    server.max_in_flight = max_in_flight;
+    server.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let receiver = Receiver::open(config, &data_dir).map_err(|e| e.message_with_sources())?;
+    let handle = start(Arc::new(receiver), server).map_err(|e| e.message_with_sources())?;
+    println!("listening on {}", handle.local_addr());
+    handle.wait().map_err(|e| e.message_with_sources())
+}

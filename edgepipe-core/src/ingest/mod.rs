@@ -1,0 +1,31 @@
+//! Cloud ingestion: the receiving end of [`deliver`](crate::deliver).
+//!
+//! In the order a request is handled:
+//!
+//! 1. [`receiver`]: [`Receiver`] checks a request (headers, API key, signature,
+//!    limits, checksum), decodes it (any codec and compression, or the seed's gzip
+//!    JSON array), validates every record and answers with a typed [`Outcome`],
+//!    one per response of the HTTP protocol (`docs/wire-http.md`);
+//! 2. [`dedup`]: [`Dedup`], batch ids and per-source sequence ranges, journalled
+//!    so each record is stored once across retries and restarts;
+//! 3. [`store`]: the [`Store`] trait, the partitioned [`DataLakeStore`], the
+//!    [`JsonlQuarantine`] and a [`MemoryStore`] for tests;
+//! 4. `server` (feature `ingest-server`): the HTTP/1.1 server around the receiver,
+//!    also run by the `edgepipe-ingest` binary.
+//!
+//! The design, the order of the checks and the crash argument are in `docs/ingest.md`.
+
+pub mod dedup;
+pub mod receiver;
+#[cfg(feature = "ingest-server")]
+pub mod server;
+pub mod store;
+
+pub use dedup::{Dedup, RangeSet, Retention};
+pub use receiver::{
+    CrashPoint, IngestRequest, Metrics, Outcome, Receiver, ReceiverConfig, hmac_sha256, signature,
+};
+pub use store::{
+    DataLakeStore, JsonlQuarantine, MemoryStore, QuarantineStore, QuarantinedRecord, Store,
+    store_key,
+};
