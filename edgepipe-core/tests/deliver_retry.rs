@@ -7,7 +7,7 @@ use edgepipe_core::Timestamp;
 use edgepipe_core::batch::{Batch, BatchEncoder, Codec, Compression, DecodeLimits};
 use edgepipe_core::deliver::{
     CircuitBreaker, Delivered, DirectorySink, Jitter, RetryPolicy, SendFailure, Sink,
-    file_name_part, parse_retry_after,
+    file_name_part, parse_retry_after, parse_retry_after_at,
 };
 use edgepipe_core::record::json::parse_jsonl;
 use proptest::prelude::*;
@@ -156,8 +156,59 @@ fn http_statuses_are_classified_as_the_seed_protocol_answers() {
     let long_body = "x".repeat(10_000);
     let failure = SendFailure::from_http_status(401, None, &long_body).unwrap();
     assert!(failure.reason().len() < 300);
-    assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    // A date long past: no wait beyond the policy's own.
+    assert_eq!(
+        parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+        Some(Duration::ZERO)
+    );
     assert_eq!(parse_retry_after("-5"), None);
+}
+
+#[test]
+fn retry_after_reads_delta_seconds_and_imf_fixdates_relative_to_now() {
+    let now = Timestamp::parse("2015-10-21T07:27:00.250Z").unwrap();
+    let parse = |value| parse_retry_after_at(value, now);
+    assert_eq!(parse("0"), Some(seconds(0)));
+    assert_eq!(parse(" 120 "), Some(seconds(120)));
+    assert_eq!(parse("99999999999999999999999"), Some(seconds(u64::MAX)));
+    // 59.75 s after `now`: the date is read to the second, the wait to the nanosecond.
+    assert_eq!(
+        parse("Wed, 21 Oct 2015 07:28:00 GMT"),
+        Some(Duration::from_millis(59_750))
+    );
+    assert_eq!(
+        parse("Thu, 22 Oct 2015 07:27:01 GMT"),
+        Some(Duration::from_millis(86_400_750))
+    );
+    // Leap day, and a date in the past (no wait).
+    assert_eq!(
+        parse_retry_after_at(
+            "Thu, 29 Feb 2024 00:00:10 GMT",
+            Timestamp::parse("2024-02-29T00:00:00Z").unwrap()
+        ),
+        Some(seconds(10))
+    );
+    assert_eq!(parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+    for bad in [
+        "",
+        "-5",
+        "1.5",
+        "+3",
+        "soon",
+        // Wrong weekday, impossible dates and times, other zones, lower case.
+        "Thu, 21 Oct 2015 07:28:00 GMT",
+        "Thu, 29 Feb 2015 07:28:00 GMT",
+        "Wed, 32 Oct 2015 07:28:00 GMT",
+        "Wed, 21 Oct 2015 24:28:00 GMT",
+        "Wed, 21 Oct 2015 07:28:00 UTC",
+        "wed, 21 oct 2015 07:28:00 GMT",
+        "Wed, 21 Oct 2015 07:28 GMT",
+        // The obsolete RFC 850 and asctime forms are not read.
+        "Wednesday, 21-Oct-15 07:28:00 GMT",
+        "Wed Oct 21 07:28:00 2015",
+    ] {
+        assert_eq!(parse(bad), None, "{bad:?}");
+    }
 }
 
 #[test]

@@ -10,12 +10,21 @@
 //!   into a sink and acks only what the sink confirmed, and [`DeliveryWorker`],
 //!   that loop on a thread of its own.
 //!
+//! - [`http`] (feature `http`): [`HttpSink`], `POST /api/ingest` as the seed's
+//!   protocol with edgepipe's extension headers.
+//!
 //! Network sinks (HTTP, MQTT) build on these.
 
+#[cfg(feature = "http")]
+pub mod http;
 pub mod retry;
 pub mod sink;
 pub mod worker;
 
-pub use retry::{CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after};
+#[cfg(feature = "http")]
+pub use http::{HttpSink, HttpSinkOptions};
+pub use retry::{
+    CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after, parse_retry_after_at,
+};
 pub use sink::{Delivered, DirectorySink, Sink, file_name_part};
 pub use worker::{Delivery, DeliveryMetrics, DeliveryOptions, DeliveryWorker, Step};

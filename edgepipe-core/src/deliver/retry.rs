@@ -93,12 +93,115 @@ impl SendFailure {
     }
 }
 
-/// Reads an HTTP `Retry-After` value in its delta-seconds form (`120`). The
-/// HTTP-date form is left to the HTTP sink, which has a date parser; here it
-/// gives `None`, and the policy's own backoff applies.
+/// Reads an HTTP `Retry-After` value, either form, relative to the wall clock
+/// (see [`parse_retry_after_at`]).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
+    parse_retry_after_at(value, Timestamp::now())
+}
+
+/// Reads an HTTP `Retry-After` value (RFC 9110 §10.2.3) as a wait from `now`:
+/// delta-seconds (`120`), or an HTTP-date in the IMF-fixdate form
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), which is what RFC 9110 requires senders to
+/// produce. A date already past gives a zero wait. Anything else (negative or
+/// fractional seconds, the obsolete RFC 850 and asctime date forms) gives `None`,
+/// and the policy's own backoff applies.
+///
+/// ```
+/// use std::time::Duration;
+/// use edgepipe_core::deliver::parse_retry_after_at;
+/// use edgepipe_core::Timestamp;
+///
+/// let now = Timestamp::parse("2015-10-21T07:27:00Z")?;
+/// assert_eq!(parse_retry_after_at("120", now), Some(Duration::from_secs(120)));
+/// assert_eq!(
+///     parse_retry_after_at("Wed, 21 Oct 2015 07:28:00 GMT", now),
+///     Some(Duration::from_secs(60)),
+/// );
+/// assert_eq!(parse_retry_after_at("soon", now), None);
+/// # Ok::<(), edgepipe_core::Error>(())
+/// ```
+pub fn parse_retry_after_at(value: &str, now: Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        // All digits: a value too large for u64 is still "a very long time".
+        let seconds = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = parse_imf_fixdate(value)?;
+    let now = i128::from(now.unix_nanos());
+    let wait = (i128::from(at) * 1_000_000_000 - now).max(0);
+    Some(Duration::from_nanos(
+        u64::try_from(wait).unwrap_or(u64::MAX),
+    ))
+}
+
+/// Unix seconds of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT` (always 29
+/// bytes, fixed positions, GMT only).
+fn parse_imf_fixdate(text: &str) -> Option<i64> {
+    const DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let bytes = text.as_bytes();
+    if bytes.len() != 29
+        || &bytes[3..5] != b", "
+        || bytes[7] != b' '
+        || bytes[11] != b' '
+        || bytes[16] != b' '
+        || bytes[19] != b':'
+        || bytes[22] != b':'
+        || &bytes[25..] != b" GMT"
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = &bytes[range];
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(
+            digits
+                .iter()
+                .fold(0, |value, digit| value * 10 + u32::from(digit - b'0')),
+        )
+    };
+    let weekday = DAYS.iter().position(|name| *name == &bytes[0..3])?;
+    let day = number(5..7)?;
+    let month = MONTHS.iter().position(|name| *name == &bytes[8..11])? as u32 + 1;
+    let year = i64::from(number(12..16)?);
+    let (hour, minute, second) = (number(17..19)?, number(20..22)?, number(23..25)?);
+    // 60 is a leap second, which Unix time folds into the next minute's first.
+    if day == 0 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // 1970-01-01 was a Thursday (index 3); a wrong day name means a malformed date.
+    if usize::try_from((days + 3).rem_euclid(7)).ok()? != weekday {
+        return None;
+    }
+    Some(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// Exponential backoff with full jitter: before attempt `n + 1` the worker waits a
