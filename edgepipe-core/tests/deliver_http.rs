@@ -337,6 +337,20 @@ fn a_connection_closed_without_an_answer_is_unreachable_and_the_next_send_reconn
 }
 
 #[test]
+fn a_kept_alive_connection_the_server_has_since_closed_is_not_reused() {
+    // A server's keep-alive idle timeout closes the connection between batches;
+    // the next batch must go out on a new one, not fail on the dead one.
+    let identity = Identity::new();
+    let server = TestServer::https(&identity, None);
+    let mut sink = sink(&server, &identity);
+    server.script([Reply::AnswerThenClose]);
+    assert_eq!(sink.send(&gzip_json(0)), Ok(Delivered::Stored));
+    server.wait_closed(1);
+    assert_eq!(sink.send(&gzip_json(10)), Ok(Delivered::Stored));
+    assert_eq!(server.connections(), 2);
+}
+
+#[test]
 fn a_server_that_never_answers_times_out_as_unreachable() {
     let identity = Identity::new();
     let server = TestServer::https(&identity, None);

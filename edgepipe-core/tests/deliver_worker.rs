@@ -9,8 +9,8 @@ use std::time::Duration;
 use edgepipe_core::Timestamp;
 use edgepipe_core::batch::{Batch, BatchEncoder, Codec, Compression};
 use edgepipe_core::deliver::{
-    Delivered, Delivery, DeliveryOptions, DeliveryWorker, DirectorySink, Jitter, RetryPolicy,
-    SendFailure, Sink, Step,
+    Delivered, Delivery, DeliveryOptions, DeliveryWorker, DirectorySink, Jitter, ReplayOrder,
+    RetryPolicy, SendFailure, Sink, Step,
 };
 use edgepipe_core::queue::{Entry, MemoryQueue, Queue, QueueOptions};
 use edgepipe_core::record::json::parse_jsonl;
@@ -20,6 +20,10 @@ fn at(seconds: i64) -> Timestamp {
 }
 
 fn batch(source: &str, index: usize) -> Batch {
+    batch_at(source, index, at(0))
+}
+
+fn batch_at(source: &str, index: usize, created_at: Timestamp) -> Batch {
     let line = format!(
         r#"{{"record_id":"{source}-{index}","device_id":"d1","timestamp":"2026-01-01T00:00:00Z","data_type":"sensors","payload":{{"t":{index}}}}}"#
     );
@@ -28,7 +32,7 @@ fn batch(source: &str, index: usize) -> Batch {
         .collect();
     BatchEncoder::new(source, Codec::Json, Compression::None)
         .unwrap()
-        .encode(&records, at(0))
+        .encode(&records, created_at)
         .unwrap()
 }
 
@@ -383,5 +387,184 @@ fn the_worker_thread_drains_the_queue_into_the_sink_and_stops_cleanly() {
     assert_eq!(
         std::fs::read_dir(root.path().join("gw")).unwrap().count(),
         20
+    );
+}
+
+// --- Paced backlog replay ------------------------------------------------------
+//
+// Backlog: batches created at 0, replayed at 100 (older than `backlog_after`,
+// 60 s); live: created at 100. The clock is the test's: no sleeps.
+
+const RATE: u64 = 1000;
+
+fn paced(order: ReplayOrder) -> DeliveryOptions {
+    DeliveryOptions {
+        backlog_bytes_per_second: Some(RATE),
+        replay_order: order,
+        ..options()
+    }
+}
+
+/// When a backlog batch of `batch`'s payload, sent at `from`, frees the budget.
+fn after(from: Timestamp, batch: &Batch) -> Timestamp {
+    let nanos = batch.payload.len() as i64 * 1_000_000_000 / RATE as i64;
+    Timestamp::from_unix_nanos(from.unix_nanos() + nanos)
+}
+
+fn sent_ids(h: &Harness) -> Vec<String> {
+    h.sent.try_iter().collect()
+}
+
+fn id(batch: &Batch) -> String {
+    batch.envelope.batch_id.clone()
+}
+
+#[test]
+fn live_first_serves_live_sources_before_a_paced_backlog() {
+    let old: Vec<Batch> = (0..3).map(|i| batch_at("old", i, at(0))).collect();
+    let new: Vec<Batch> = (0..2).map(|i| batch_at("new", i, at(100))).collect();
+    let queued: Vec<Batch> = old.iter().chain(&new).cloned().collect();
+    let mut h = harness(
+        QueueOptions::default(),
+        paced(ReplayOrder::LiveFirst),
+        vec![],
+        &queued,
+    );
+    let now = at(100);
+    for _ in 0..3 {
+        assert!(matches!(h.delivery.step(now).unwrap(), Step::Sent { .. }));
+    }
+    // Live first although older batches are queued; then one backlog batch,
+    // after which the backlog waits for its budget.
+    assert_eq!(sent_ids(&h), [id(&new[0]), id(&new[1]), id(&old[0])]);
+    let free = after(now, &old[0]);
+    assert_eq!(h.delivery.step(now).unwrap(), Step::Paced { until: free });
+    // A live batch enqueued meanwhile goes at once.
+    let late = batch_at("new", 2, at(100));
+    h.queue.enqueue(Entry::from_batch(&late)).unwrap();
+    assert!(matches!(h.delivery.step(now).unwrap(), Step::Sent { .. }));
+    assert_eq!(sent_ids(&h), [id(&late)]);
+    // Just before its time the backlog still waits; at its time the next goes.
+    let before = Timestamp::from_unix_nanos(free.unix_nanos() - 1);
+    assert_eq!(
+        h.delivery.step(before).unwrap(),
+        Step::Paced { until: free }
+    );
+    assert!(matches!(h.delivery.step(free).unwrap(), Step::Sent { .. }));
+    assert_eq!(
+        h.delivery.step(free).unwrap(),
+        Step::Paced {
+            until: after(free, &old[1])
+        }
+    );
+    assert!(matches!(
+        h.delivery.step(after(free, &old[1])).unwrap(),
+        Step::Sent { .. }
+    ));
+    assert_eq!(sent_ids(&h), [id(&old[1]), id(&old[2])]);
+    let metrics = h.delivery.metrics();
+    assert_eq!(metrics.backlog_batches_sent, 3);
+    assert_eq!(
+        metrics.backlog_bytes_sent,
+        old.iter().map(|b| b.payload.len() as u64).sum::<u64>()
+    );
+    assert_eq!(metrics.batches_sent, 6);
+    assert_eq!(h.queue.stats().pending + h.queue.stats().in_flight, 0);
+}
+
+#[test]
+fn oldest_first_sends_backlog_within_its_budget_and_lets_live_by_otherwise() {
+    let old: Vec<Batch> = (0..2).map(|i| batch_at("old", i, at(0))).collect();
+    let new: Vec<Batch> = (0..2).map(|i| batch_at("new", i, at(100))).collect();
+    let queued: Vec<Batch> = old.iter().chain(&new).cloned().collect();
+    let mut h = harness(
+        QueueOptions::default(),
+        paced(ReplayOrder::OldestFirst),
+        vec![],
+        &queued,
+    );
+    let now = at(100);
+    for _ in 0..3 {
+        assert!(matches!(h.delivery.step(now).unwrap(), Step::Sent { .. }));
+    }
+    assert_eq!(sent_ids(&h), [id(&old[0]), id(&new[0]), id(&new[1])]);
+    let free = after(now, &old[0]);
+    assert_eq!(h.delivery.step(now).unwrap(), Step::Paced { until: free });
+    assert!(matches!(h.delivery.step(free).unwrap(), Step::Sent { .. }));
+    assert_eq!(sent_ids(&h), [id(&old[1])]);
+    assert_eq!(h.delivery.step(free).unwrap(), Step::Idle);
+}
+
+#[test]
+fn per_source_order_wins_over_live_first() {
+    // One source: its live batch sits behind its own backlog and waits with it.
+    let batches = [
+        batch_at("gw", 0, at(0)),
+        batch_at("gw", 1, at(0)),
+        batch_at("gw", 2, at(100)),
+    ];
+    let mut h = harness(
+        QueueOptions::default(),
+        paced(ReplayOrder::LiveFirst),
+        vec![],
+        &batches,
+    );
+    let mut now = at(100);
+    let mut paced_steps = 0;
+    while h.queue.stats().pending > 0 {
+        match h.delivery.step(now).unwrap() {
+            Step::Sent { .. } => {}
+            Step::Paced { until } => {
+                paced_steps += 1;
+                now = until;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(sent_ids(&h), batches.iter().map(id).collect::<Vec<_>>());
+    assert_eq!(paced_steps, 1, "the second backlog batch waited for budget");
+    assert_eq!(h.delivery.metrics().backlog_batches_sent, 2);
+}
+
+#[test]
+fn without_a_rate_the_backlog_is_not_held_and_live_still_goes_first() {
+    let old: Vec<Batch> = (0..3).map(|i| batch_at("old", i, at(0))).collect();
+    let new = batch_at("new", 0, at(100));
+    let queued: Vec<Batch> = old.iter().chain([&new]).cloned().collect();
+    let mut h = harness(QueueOptions::default(), options(), vec![], &queued);
+    for _ in 0..4 {
+        assert!(matches!(
+            h.delivery.step(at(100)).unwrap(),
+            Step::Sent { .. }
+        ));
+    }
+    assert_eq!(
+        sent_ids(&h),
+        [id(&new), id(&old[0]), id(&old[1]), id(&old[2])]
+    );
+    assert_eq!(h.delivery.step(at(100)).unwrap(), Step::Idle);
+}
+
+#[test]
+fn a_failed_backlog_send_spends_budget_too() {
+    // Bytes on the wire count whether or not the receiver confirmed them.
+    let old: Vec<Batch> = (0..2)
+        .map(|i| batch_at(&format!("old{i}"), i, at(0)))
+        .collect();
+    let mut h = harness(
+        QueueOptions::default(),
+        paced(ReplayOrder::LiveFirst),
+        vec![Err(SendFailure::retryable("HTTP 503"))],
+        &old,
+    );
+    assert!(matches!(
+        h.delivery.step(at(100)).unwrap(),
+        Step::Retry { .. }
+    ));
+    assert_eq!(
+        h.delivery.step(at(100)).unwrap(),
+        Step::Paced {
+            until: after(at(100), &old[0])
+        }
     );
 }

@@ -160,3 +160,15 @@ fn an_entry_larger_than_the_queue_is_refused_and_nothing_is_written() {
     assert_eq!(queue.commit_stats().commits, 0);
     assert_eq!(queue.stats().enqueued, 0);
 }
+
+mod queue_support;
+
+#[test]
+fn take_heads_hands_out_the_next_entry_of_each_source() {
+    queue_support::take_heads_hands_out_the_next_entry_of_each_source(&|options| {
+        queue_support::Opened {
+            queue: Box::new(open(&SimFs::new(), options)),
+            reopen: None,
+        }
+    });
+}

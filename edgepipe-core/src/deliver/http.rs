@@ -145,7 +145,7 @@ impl HttpSinkOptions {
 /// - refused, reset or closed connections, DNS and TLS failures, timeouts →
 ///   [`SendFailure::Unreachable`].
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// use edgepipe_core::deliver::{HttpSink, HttpSinkOptions, Sink};
 ///

@@ -8,23 +8,25 @@
 //!   [`DirectorySink`] for offline export;
 //! - [`worker`]: [`Delivery`], the loop that drains a [`Queue`](crate::queue::Queue)
 //!   into a sink and acks only what the sink confirmed, and [`DeliveryWorker`],
-//!   that loop on a thread of its own.
-//!
+//!   that loop on a thread of its own;
 //! - [`http`] (feature `http`): [`HttpSink`], `POST /api/ingest` as the seed's
-//!   protocol with edgepipe's extension headers.
-//!
-//! Network sinks (HTTP, MQTT) build on these.
+//!   protocol with edgepipe's extension headers;
+//! - [`mqtt`] (feature `mqtt`): [`MqttSink`], QoS 1 publishes confirmed by the broker's PUBACK.
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod retry;
 pub mod sink;
 pub mod worker;
 
 #[cfg(feature = "http")]
 pub use http::{HttpSink, HttpSinkOptions};
+#[cfg(feature = "mqtt")]
+pub use mqtt::{DEFAULT_TOPIC, MqttOptions, MqttSink, MqttTls, topic_level};
 pub use retry::{
     CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after, parse_retry_after_at,
 };
 pub use sink::{Delivered, DirectorySink, Sink, file_name_part};
-pub use worker::{Delivery, DeliveryMetrics, DeliveryOptions, DeliveryWorker, Step};
+pub use worker::{Delivery, DeliveryMetrics, DeliveryOptions, DeliveryWorker, ReplayOrder, Step};

@@ -4,6 +4,13 @@
 //! [`Delivery`] is the loop's body, driven by the caller's clock one step at a
 //! time (tests and replays drive it deterministically); [`DeliveryWorker`] runs it
 //! on a thread of its own with the wall clock.
+//!
+//! After an outage the queue holds a *backlog*: batches older than
+//! [`DeliveryOptions::backlog_after`]. Its replay can be paced
+//! ([`DeliveryOptions::backlog_bytes_per_second`]) so that it does not take the
+//! whole link, and [`ReplayOrder`] says whether *live* batches or the backlog go
+//! first. Per-source order always wins: only each source's next batch is ever
+//! sent, so within one source older goes first, whatever the order says.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -15,6 +22,19 @@ use crate::batch::DecodeLimits;
 use crate::error::Result;
 use crate::queue::{NackOutcome, Pending, Queue};
 use crate::record::Timestamp;
+
+/// Which goes first when live batches and backlog are both ready.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplayOrder {
+    /// Sources whose next batch is live are served first, unpaced; the backlog
+    /// goes when no live batch is ready, within its byte budget. The default:
+    /// fresh readings are what dashboards and alarms wait for.
+    #[default]
+    LiveFirst,
+    /// The queue's order, oldest first, within the backlog's byte budget; while
+    /// the backlog waits for its budget, live batches go.
+    OldestFirst,
+}
 
 /// How the delivery loop behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +51,23 @@ pub struct DeliveryOptions {
     /// ready and no retry is due sooner (a producer can wake it with
     /// [`DeliveryWorker::notify`]).
     pub idle_wait: Duration,
+    /// A batch whose `created_at` is at least this old when it is sent is
+    /// *backlog*; a younger one is *live*.
+    pub backlog_after: Duration,
+    /// Bytes per second (batch payloads, as on the wire) the backlog may use;
+    /// `None` sends it as fast as the sink takes it. Live batches are never paced.
+    pub backlog_bytes_per_second: Option<u64>,
+    /// Whether live batches or the backlog go first.
+    pub replay_order: ReplayOrder,
+    /// How many sources' next batches are looked at when the oldest ready batch
+    /// is backlog (each is read from the queue, so this bounds the work per step).
+    pub replay_lookahead: usize,
 }
 
 impl Default for DeliveryOptions {
     /// The seed's backoff (1 s to 300 s), a breaker that opens after 5 failures in a
-    /// row for 30 s, default decode limits, 1 s idle wait.
+    /// row for 30 s, default decode limits, 1 s idle wait; batches older than
+    /// 60 s are backlog, unpaced, live first, 64 sources looked at.
     fn default() -> Self {
         DeliveryOptions {
             retry: RetryPolicy::default(),
@@ -43,6 +75,10 @@ impl Default for DeliveryOptions {
             breaker_revive_after: Duration::from_secs(30),
             limits: DecodeLimits::default(),
             idle_wait: Duration::from_secs(1),
+            backlog_after: Duration::from_secs(60),
+            backlog_bytes_per_second: None,
+            replay_order: ReplayOrder::LiveFirst,
+            replay_lookahead: 64,
         }
     }
 }
@@ -70,6 +106,10 @@ pub struct DeliveryMetrics {
     pub send_time: Duration,
     /// The longest single send.
     pub max_send_time: Duration,
+    /// Confirmed batches that were backlog when sent (included in `batches_sent`).
+    pub backlog_batches_sent: u64,
+    /// Payload bytes of those.
+    pub backlog_bytes_sent: u64,
 }
 
 /// What one [`Delivery::step`] did.
@@ -105,6 +145,19 @@ pub enum Step {
         /// When the next probe may go.
         until: Timestamp,
     },
+    /// Only backlog is ready and its byte budget is spent: no backlog batch is
+    /// sent before `until` (a live batch enqueued meanwhile goes at once).
+    Paced {
+        /// When the backlog may go again.
+        until: Timestamp,
+    },
+}
+
+/// The batch a step sends, or why it sends none.
+enum Choice {
+    Send { pending: Pending, backlog: bool },
+    Idle,
+    Paced { until: Timestamp },
 }
 
 /// The delivery loop's body; see the [module docs](self).
@@ -115,6 +168,9 @@ pub struct Delivery {
     breaker: CircuitBreaker,
     jitter: Jitter,
     metrics: DeliveryMetrics,
+    /// When the backlog's byte budget allows its next batch (pacing as a virtual
+    /// clock: each backlog send moves it by its bytes at the configured rate).
+    backlog_free_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -150,6 +206,7 @@ impl Delivery {
             breaker,
             jitter,
             metrics: DeliveryMetrics::default(),
+            backlog_free_at: None,
         }
     }
 
@@ -158,16 +215,20 @@ impl Delivery {
         &self.metrics
     }
 
-    /// Sends at most one batch: the oldest ready at `now`. Errors are the queue's
-    /// own (a failed ack or nack); a sink's failures are outcomes, not errors.
+    /// Sends at most one batch: the oldest ready at `now`, unless it is backlog
+    /// and [`ReplayOrder`] or the backlog's byte budget puts another source's
+    /// next batch first. Errors are the queue's own (a failed ack or nack); a
+    /// sink's failures are outcomes, not errors.
     pub fn step(&mut self, now: Timestamp) -> Result<Step> {
         if !self.breaker.allows(now) {
             let until = self.breaker.open_until().unwrap_or(now);
             return Ok(Step::Paused { until });
         }
         let probing = self.breaker.open_until().is_some();
-        let Some(pending) = self.queue.take(1, now)?.pop() else {
-            return Ok(Step::Idle);
+        let (pending, backlog) = match self.choose(now)? {
+            Choice::Send { pending, backlog } => (pending, backlog),
+            Choice::Idle => return Ok(Step::Idle),
+            Choice::Paced { until } => return Ok(Step::Paced { until }),
         };
         let batch = match pending.entry.to_batch(&self.options.limits) {
             Ok(batch) => batch,
@@ -175,6 +236,9 @@ impl Delivery {
                 return self.dead_letter(&pending, format!("unreadable queued batch: {error}"));
             }
         };
+        if backlog {
+            self.charge_backlog(now, batch.payload.len() as u64);
+        }
         let started = Instant::now();
         let outcome = self.sink.send(&batch);
         let elapsed = started.elapsed();
@@ -189,6 +253,10 @@ impl Delivery {
                 self.metrics.bytes_sent += batch.payload.len() as u64;
                 if delivered == Delivered::Duplicate {
                     self.metrics.duplicates += 1;
+                }
+                if backlog {
+                    self.metrics.backlog_batches_sent += 1;
+                    self.metrics.backlog_bytes_sent += batch.payload.len() as u64;
                 }
                 Ok(Step::Sent { delivered })
             }
@@ -231,6 +299,79 @@ impl Delivery {
                 }
             }
         }
+    }
+
+    /// Picks the batch to send at `now`. The common case (nothing is backlog, or
+    /// the backlog may go) costs one `take(1)`; only when the oldest ready batch
+    /// is backlog that must not go first does it look at the next batch of up
+    /// to [`DeliveryOptions::replay_lookahead`] sources, and hand back the rest.
+    fn choose(&mut self, now: Timestamp) -> Result<Choice> {
+        let Some(oldest) = self.queue.take(1, now)?.pop() else {
+            return Ok(Choice::Idle);
+        };
+        let oldest_is_backlog = self.is_backlog(&oldest, now);
+        let budget = self.backlog_budget_allows(now);
+        if !oldest_is_backlog || (budget && self.options.replay_order == ReplayOrder::OldestFirst) {
+            return Ok(Choice::Send {
+                pending: oldest,
+                backlog: oldest_is_backlog,
+            });
+        }
+        self.queue.release(oldest.id)?;
+        let mut heads = self
+            .queue
+            .take_heads(self.options.replay_lookahead.max(1), now)?;
+        let first_live = heads.iter().position(|head| !self.is_backlog(head, now));
+        let pick = match self.options.replay_order {
+            ReplayOrder::LiveFirst => first_live.or(budget.then_some(0)),
+            ReplayOrder::OldestFirst => {
+                if budget {
+                    Some(0)
+                } else {
+                    first_live
+                }
+            }
+        };
+        let chosen = match pick {
+            Some(index) if index < heads.len() => Some(heads.remove(index)),
+            _ => None,
+        };
+        for other in &heads {
+            self.queue.release(other.id)?;
+        }
+        Ok(match chosen {
+            Some(pending) => {
+                let backlog = self.is_backlog(&pending, now);
+                Choice::Send { pending, backlog }
+            }
+            None if heads.is_empty() => Choice::Idle,
+            None => Choice::Paced {
+                until: self.backlog_free_at.unwrap_or(now),
+            },
+        })
+    }
+
+    fn is_backlog(&self, pending: &Pending, now: Timestamp) -> bool {
+        now.duration_since(pending.entry.created_at) >= self.options.backlog_after
+    }
+
+    fn backlog_budget_allows(&self, now: Timestamp) -> bool {
+        match (self.options.backlog_bytes_per_second, self.backlog_free_at) {
+            (Some(_), Some(free_at)) => free_at <= now,
+            _ => true,
+        }
+    }
+
+    /// Moves the backlog's virtual clock by `bytes` at the configured rate (from
+    /// `now` when it had fallen behind: unused budget is not saved up).
+    fn charge_backlog(&mut self, now: Timestamp, bytes: u64) {
+        let Some(rate) = self.options.backlog_bytes_per_second else {
+            return;
+        };
+        let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(rate.max(1));
+        let cost = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        let start = self.backlog_free_at.map_or(now, |free_at| free_at.max(now));
+        self.backlog_free_at = Some(start.saturating_add(cost));
     }
 
     fn dead_letter(&mut self, pending: &Pending, reason: String) -> Result<Step> {
@@ -343,6 +484,8 @@ fn run(mut delivery: Delivery, shared: &Shared) {
             Ok(Step::Sent { .. } | Step::Retry { .. } | Step::DeadLettered { .. }) => None,
             Ok(Step::ProbeFailed { .. } | Step::Idle) => Some(delivery.options.idle_wait),
             Ok(Step::Paused { until }) => Some(until.duration_since(now)),
+            // A live batch may arrive before then: notify() wakes the loop early.
+            Ok(Step::Paced { until }) => Some(until.duration_since(now)),
             Err(_) => None,
         };
         let mut control = shared.control();

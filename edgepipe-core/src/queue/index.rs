@@ -212,9 +212,15 @@ impl<H: Clone> QueueIndex<H> {
     }
 
     /// Hands out up to `max` entries ready at `now` (see [`Queue::take`](super::Queue::take)),
+    /// at most one per source when `one_per_source` ([`Queue::take_heads`](super::Queue::take_heads)),
     /// and lists the ids met on the way whose TTL has passed: the caller records
     /// and [`remove`](Self::remove)s those.
-    pub fn take(&mut self, max: usize, now: Timestamp) -> (Vec<Handed<H>>, Vec<EntryId>) {
+    pub fn take(
+        &mut self,
+        max: usize,
+        now: Timestamp,
+        one_per_source: bool,
+    ) -> (Vec<Handed<H>>, Vec<EntryId>) {
         let mut handed = Vec::new();
         let mut expired = Vec::new();
         let mut held_back: HashMap<Arc<str>, ()> = HashMap::new();
@@ -236,6 +242,10 @@ impl<H: Clone> QueueIndex<H> {
             {
                 held_back.insert(slot.meta.source_id.clone(), ());
                 continue;
+            }
+            if one_per_source {
+                // Its later entries wait behind the one handed out.
+                held_back.insert(slot.meta.source_id.clone(), ());
             }
             handed.push(Handed {
                 id,

@@ -49,6 +49,18 @@ impl MemoryQueue {
         }
     }
 
+    fn take_with(&self, max: usize, now: Timestamp, one_per_source: bool) -> Vec<Pending> {
+        let mut index = self.index();
+        let (handed, expired) = index.take(max, now, one_per_source);
+        for id in expired {
+            index.remove(id, Removal::Expired);
+        }
+        handed
+            .iter()
+            .map(|item| pending(item.id, item.attempts, &item.handle))
+            .collect()
+    }
+
     fn index(&self) -> MutexGuard<'_, QueueIndex<Arc<Entry>>> {
         // A panic while holding the lock leaves the index consistent (every
         // mutation completes before it can panic), so a poisoned lock is still usable.
@@ -99,15 +111,11 @@ impl Queue for MemoryQueue {
     }
 
     fn take(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
-        let mut index = self.index();
-        let (handed, expired) = index.take(max, now);
-        for id in expired {
-            index.remove(id, Removal::Expired);
-        }
-        Ok(handed
-            .iter()
-            .map(|item| pending(item.id, item.attempts, &item.handle))
-            .collect())
+        Ok(self.take_with(max, now, false))
+    }
+
+    fn take_heads(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
+        Ok(self.take_with(max, now, true))
     }
 
     fn ack(&self, id: EntryId) -> Result<()> {

@@ -252,6 +252,27 @@ pub trait Queue: Send + Sync {
     /// Entries whose TTL has passed at `now` are expired instead of handed out.
     fn take(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>>;
 
+    /// Like [`take`](Self::take), but at most one entry per source: the next entry
+    /// of up to `max` sources, oldest first. A consumer that picks among sources
+    /// (the delivery loop's backlog pacing) sees every source's next batch
+    /// without reading the sources' later batches, and whichever it sends, each
+    /// source's order is kept. Release the ones it does not send.
+    ///
+    /// The default takes the oldest `max` entries and releases all but each
+    /// source's first, so it sees fewer sources; the backends here override it.
+    fn take_heads(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut heads = Vec::new();
+        for pending in self.take(max, now)? {
+            if seen.insert(pending.entry.source_id.clone()) {
+                heads.push(pending);
+            } else {
+                self.release(pending.id)?;
+            }
+        }
+        Ok(heads)
+    }
+
     /// The entry was delivered: it is removed for good.
     fn ack(&self, id: EntryId) -> Result<()>;
 

@@ -530,6 +530,38 @@ fn read_pending(connection: &Connection, handed: &[Handed<()>]) -> rusqlite::Res
         .collect()
 }
 
+impl SqliteQueue {
+    /// [`Queue::take`], or [`Queue::take_heads`] when `one_per_source`.
+    fn take_with(&self, max: usize, now: Timestamp, one_per_source: bool) -> Result<Vec<Pending>> {
+        let mut guard = self.state();
+        let State { connection, index } = &mut *guard;
+        let (handed, expired) = index.take(max, now, one_per_source);
+        let result = (|| -> rusqlite::Result<Vec<Pending>> {
+            if !expired.is_empty() {
+                let transaction = connection.transaction()?;
+                delete_rows(&transaction, batch_ids_of(index, &expired))?;
+                transaction.commit()?;
+            }
+            read_pending(connection, &handed)
+        })();
+        match result {
+            Ok(pending) => {
+                for id in expired {
+                    index.remove(id, Removal::Expired);
+                }
+                Ok(pending)
+            }
+            Err(error) => {
+                // Nothing was handed out: put the entries back, their attempts unchanged.
+                for item in &handed {
+                    index.release(item.id);
+                }
+                Err(self.error(index, "taking entries", error))
+            }
+        }
+    }
+}
+
 impl Queue for SqliteQueue {
     fn durability(&self) -> Durability {
         Durability::Synced
@@ -639,32 +671,11 @@ impl Queue for SqliteQueue {
     }
 
     fn take(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
-        let mut guard = self.state();
-        let State { connection, index } = &mut *guard;
-        let (handed, expired) = index.take(max, now);
-        let result = (|| -> rusqlite::Result<Vec<Pending>> {
-            if !expired.is_empty() {
-                let transaction = connection.transaction()?;
-                delete_rows(&transaction, batch_ids_of(index, &expired))?;
-                transaction.commit()?;
-            }
-            read_pending(connection, &handed)
-        })();
-        match result {
-            Ok(pending) => {
-                for id in expired {
-                    index.remove(id, Removal::Expired);
-                }
-                Ok(pending)
-            }
-            Err(error) => {
-                // Nothing was handed out: put the entries back, their attempts unchanged.
-                for item in &handed {
-                    index.release(item.id);
-                }
-                Err(self.error(index, "taking entries", error))
-            }
-        }
+        self.take_with(max, now, false)
+    }
+
+    fn take_heads(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
+        self.take_with(max, now, true)
     }
 
     fn ack(&self, id: EntryId) -> Result<()> {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -49,6 +49,9 @@ pub enum Reply {
     },
     /// Read the request, then close the connection without a word.
     Close,
+    /// Answer as the protocol says, then close the connection (as a server
+    /// does when its keep-alive idle timeout runs out).
+    AnswerThenClose,
     /// Read the request and never answer (until the client goes away).
     Hang,
 }
@@ -123,6 +126,8 @@ struct State {
     requests: Mutex<Vec<Request>>,
     stored: Mutex<HashSet<String>>,
     connections: AtomicUsize,
+    closed: Mutex<usize>,
+    closed_changed: Condvar,
 }
 
 /// A running server; its threads end with the test process.
@@ -151,6 +156,8 @@ impl TestServer {
             requests: Mutex::new(Vec::new()),
             stored: Mutex::new(HashSet::new()),
             connections: AtomicUsize::new(0),
+            closed: Mutex::new(0),
+            closed_changed: Condvar::new(),
         });
         let accept_state = Arc::clone(&state);
         thread::spawn(move || {
@@ -164,6 +171,8 @@ impl TestServer {
                     // A client that gives up (bad certificate, timeout) ends the
                     // connection with an error: nothing to report.
                     let _ = serve_connection(stream, tls, &state, connection);
+                    *state.closed.lock().unwrap() += 1;
+                    state.closed_changed.notify_all();
                 });
             }
         });
@@ -189,6 +198,14 @@ impl TestServer {
 
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until the server has closed `count` connections.
+    pub fn wait_closed(&self, count: usize) {
+        let mut closed = self.state.closed.lock().unwrap();
+        while *closed < count {
+            closed = self.state.closed_changed.wait(closed).unwrap();
+        }
     }
 
     pub fn stored(&self) -> usize {
@@ -223,8 +240,9 @@ fn serve<S: Read + Write>(stream: S, state: &State, connection: usize) -> io::Re
             .unwrap()
             .pop_front()
             .unwrap_or(Reply::Protocol);
+        let close_after = matches!(reply, Reply::AnswerThenClose);
         let (status, headers, body) = match reply {
-            Reply::Protocol => {
+            Reply::Protocol | Reply::AnswerThenClose => {
                 let (status, body) = protocol_answer(&request, state);
                 (status, Vec::new(), body)
             }
@@ -261,6 +279,9 @@ fn serve<S: Read + Write>(stream: S, state: &State, connection: usize) -> io::Re
         head.push_str(&body);
         stream.write_all(head.as_bytes())?;
         stream.flush()?;
+        if close_after {
+            return Ok(());
+        }
     }
 }
 

@@ -52,6 +52,7 @@ macro_rules! queue_contract_tests {
             enqueue_all_gives_ids_in_the_order_given,
             payloads_come_back_byte_for_byte,
             stats_count_what_the_queue_holds,
+            take_heads_hands_out_the_next_entry_of_each_source,
         );
     };
     (@tests $backend:expr; $($name:ident),* $(,)?) => {
@@ -131,6 +132,46 @@ pub fn hands_out_oldest_first_in_enqueue_order_per_source(backend: &dyn Backend)
         "ids increase in enqueue order"
     );
     assert!(taken.iter().all(|pending| pending.attempts == 0));
+}
+
+pub fn take_heads_hands_out_the_next_entry_of_each_source(backend: &dyn Backend) {
+    let queue = open(backend, defaults()).queue;
+    for (source, name) in [
+        ("a", "a1"),
+        ("a", "a2"),
+        ("b", "b1"),
+        ("a", "a3"),
+        ("c", "c1"),
+        ("b", "b2"),
+        ("d", "d1"),
+    ] {
+        queue.enqueue(entry(source, name, at(0))).unwrap();
+    }
+    let release = |taken: &[Pending]| {
+        for pending in taken {
+            queue.release(pending.id).unwrap();
+        }
+    };
+    let heads = queue.take_heads(3, at(0)).unwrap();
+    assert_eq!(names(&heads), ["a1", "b1", "c1"]);
+    // In flight like any take: behind them come their sources' next entries.
+    let next = queue.take_heads(10, at(0)).unwrap();
+    assert_eq!(names(&next), ["a2", "b2", "d1"]);
+    release(&next);
+    queue.ack(heads[0].id).unwrap();
+    release(&heads[2..]);
+    let next = queue.take_heads(10, at(0)).unwrap();
+    assert_eq!(names(&next), ["a2", "c1", "b2", "d1"]);
+    release(&next);
+    // A source waiting for a retry has no head until its time.
+    queue.nack(heads[1].id, at(60)).unwrap();
+    let next = queue.take_heads(10, at(0)).unwrap();
+    assert_eq!(names(&next), ["a2", "c1", "d1"]);
+    release(&next);
+    assert_eq!(
+        names(&queue.take_heads(10, at(60)).unwrap()),
+        ["a2", "b1", "c1", "d1"]
+    );
 }
 
 pub fn never_hands_out_an_in_flight_entry_twice(backend: &dyn Backend) {

@@ -1071,6 +1071,20 @@ impl SegmentedLog {
     }
 }
 
+impl SegmentedLog {
+    /// [`Queue::take`], or [`Queue::take_heads`] when `one_per_source`.
+    fn take_with(&self, max: usize, now: Timestamp, one_per_source: bool) -> Result<Vec<Pending>> {
+        let mut inner = self.lock();
+        let (handed, expired) = inner.index.take(max, now, one_per_source);
+        self.remove_ids(&mut inner, expired, Removal::Expired);
+        let items = handed
+            .into_iter()
+            .map(|item| (item.id, item.attempts, item.handle))
+            .collect();
+        self.read_all(&mut inner, items, true)
+    }
+}
+
 impl Queue for SegmentedLog {
     fn durability(&self) -> Durability {
         self.options.sync
@@ -1085,14 +1099,11 @@ impl Queue for SegmentedLog {
     }
 
     fn take(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
-        let mut inner = self.lock();
-        let (handed, expired) = inner.index.take(max, now);
-        self.remove_ids(&mut inner, expired, Removal::Expired);
-        let items = handed
-            .into_iter()
-            .map(|item| (item.id, item.attempts, item.handle))
-            .collect();
-        self.read_all(&mut inner, items, true)
+        self.take_with(max, now, false)
+    }
+
+    fn take_heads(&self, max: usize, now: Timestamp) -> Result<Vec<Pending>> {
+        self.take_with(max, now, true)
     }
 
     fn ack(&self, id: EntryId) -> Result<()> {
