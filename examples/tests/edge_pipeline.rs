@@ -1,5 +1,7 @@
-//! The main example, run as a user runs it.
+//! The main example, run as a user runs it: edge to cloud through an outage,
+//! then the cloud's data lake read back.
 
+use std::path::Path;
 use std::process::Command;
 
 use edgepipe_core::record::json::parse_jsonl;
@@ -21,8 +23,29 @@ fn run(args: &[&str]) -> (String, tempfile::TempDir) {
     (stdout, out)
 }
 
+/// Every record in the data lake the example's ingest server wrote, readings
+/// and window aggregates apart.
+fn lake(out: &Path) -> (Vec<DataRecord>, Vec<DataRecord>) {
+    let mut records = Vec::new();
+    let mut dirs = vec![out.join("cloud").join("lake")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "jsonl") {
+                let bytes = std::fs::read(&path).unwrap();
+                records.extend(parse_jsonl(&bytes).map(|(_, r)| r.unwrap()));
+            }
+        }
+    }
+    records
+        .into_iter()
+        .partition(|record| !record.data_type.ends_with(".agg"))
+}
+
 #[test]
-fn synthetic_fleet_is_labelled_thinned_and_glitches_are_quarantined() {
+fn synthetic_fleet_reaches_the_lake_once_through_an_outage() {
     let (stdout, out) = run(&[
         "--records",
         "5000",
@@ -30,11 +53,31 @@ fn synthetic_fleet_is_labelled_thinned_and_glitches_are_quarantined() {
         "50",
         "--glitch-every",
         "100",
+        "--outage-seconds",
+        "0.2",
     ]);
     assert!(stdout.contains("deadband"), "{stdout}");
+    assert!(stdout.contains("the ingest server goes away"), "{stdout}");
+    assert!(stdout.contains("the ingest server is back"), "{stdout}");
+    assert!(
+        stdout.contains("lost: 0   stored twice: 0   unexpected: 0"),
+        "{stdout}"
+    );
 
-    let records = std::fs::read(out.path().join("records.jsonl")).unwrap();
-    let forwarded: Vec<DataRecord> = parse_jsonl(&records).map(|(_, r)| r.unwrap()).collect();
+    let (forwarded, aggregates) = lake(out.path());
+    let mut ids: Vec<&str> = forwarded
+        .iter()
+        .chain(&aggregates)
+        .map(|r| r.record_id.as_str())
+        .collect();
+    let stored = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), stored, "a record stored twice");
+    // Windows of 10 s per device: every device has at least one aggregate.
+    let devices: std::collections::HashSet<&str> =
+        aggregates.iter().map(|r| r.device_id.as_str()).collect();
+    assert_eq!(devices.len(), 50);
     // The deadband forwards a fraction of the 4,950 good readings, at least one per device.
     assert!(
         forwarded.len() >= 50 && forwarded.len() < 4950,
@@ -60,7 +103,7 @@ fn synthetic_fleet_is_labelled_thinned_and_glitches_are_quarantined() {
         assert!((fahrenheit - (celsius * 1.8 + 32.0)).abs() < 1e-9);
     }
 
-    let quarantine = std::fs::read_to_string(out.path().join("quarantine.jsonl")).unwrap();
+    let quarantine = std::fs::read_to_string(out.path().join("edge-quarantine.jsonl")).unwrap();
     let reasons: Vec<serde_json::Value> = quarantine
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -96,11 +139,10 @@ fn a_jsonl_file_with_a_bad_line_is_processed_around_it() {
     )
     .unwrap();
     let (stdout, out) = run(&["--input", input.to_str().unwrap()]);
-    assert!(
-        stdout.contains("read                  3 readings (1 unreadable)"),
-        "{stdout}"
-    );
-    let records = std::fs::read(out.path().join("records.jsonl")).unwrap();
-    // The second good reading is 30 s later: the heartbeat forwards it.
-    assert_eq!(parse_jsonl(&records).count(), 2);
+    assert!(stdout.contains("(1 unreadable)"), "{stdout}");
+    // The second good reading is 30 s later: the heartbeat forwards it, and each
+    // closes a window of its own.
+    let (forwarded, aggregates) = lake(out.path());
+    assert_eq!(forwarded.len(), 2);
+    assert_eq!(aggregates.len(), 2);
 }
