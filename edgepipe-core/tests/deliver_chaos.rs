@@ -138,7 +138,11 @@ fn chaos_edge_child() {
     writeln!(out, "@O {next}").unwrap();
     out.flush().unwrap();
     while next < batches {
-        let encoder = if next % 2 == 0 { &json } else { &columnar };
+        let encoder = if next.is_multiple_of(2) {
+            &json
+        } else {
+            &columnar
+        };
         let created_at = Timestamp::from_unix_nanos(1_767_225_600_000_000_000 + next as i64);
         let batch = encoder.encode(&records_of(next), created_at).unwrap();
         queue.enqueue(Entry::from_batch(&batch)).expect("enqueue");

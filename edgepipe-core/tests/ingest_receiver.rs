@@ -2,10 +2,9 @@
 
 mod ingest_support;
 
-use edgepipe_core::batch::{Codec, Compression, DecodeLimits};
+use edgepipe_core::batch::{Codec, Compression, DecodeLimits, signature};
 use edgepipe_core::ingest::{
     CrashPoint, Dedup, IngestRequest, MemoryStore, Outcome, Receiver, ReceiverConfig, Retention,
-    signature,
 };
 use ingest_support::*;
 

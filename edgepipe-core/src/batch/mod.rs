@@ -44,6 +44,6 @@ pub use batcher::{BatchPolicy, Batcher};
 pub use codec::Codec;
 pub use compression::Compression;
 pub use envelope::{
-    Batch, BatchEncoder, Envelope, SequenceRange, batch_id, decode_payload, sha256_hex,
+    Batch, BatchEncoder, Envelope, SequenceRange, batch_id, decode_payload, sha256_hex, signature,
 };
 pub use limits::DecodeLimits;

@@ -12,14 +12,11 @@ use std::fmt;
 use std::io::Read;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::retry::{SendFailure, parse_retry_after_at};
 use super::sink::{Delivered, Sink};
-use crate::batch::envelope::hex;
-use crate::batch::{Batch, Codec, Compression};
+use crate::batch::{Batch, Codec, Compression, signature};
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
 
@@ -378,27 +375,6 @@ fn seed_readable(batch: &Batch) -> Result<(), SendFailure> {
         )));
     }
     Ok(())
-}
-
-/// `sha256=` and the lowercase hex HMAC-SHA256 of `batch_id || "\n" || body`.
-///
-/// ```
-/// use edgepipe_core::deliver::http::signature;
-///
-/// // Python: hmac.new(b"key", b"b1\n" + b"[]", hashlib.sha256).hexdigest()
-/// assert_eq!(
-///     signature(b"key", "b1", b"[]"),
-///     "sha256=c7082e1ad4ff6636953749c3aec8626a401c25844266db4c42c84fc41a4bc47d"
-/// );
-/// ```
-pub fn signature(key: &[u8], batch_id: &str, body: &[u8]) -> String {
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .expect("HMAC-SHA256 accepts keys of any length");
-    mac.update(batch_id.as_bytes());
-    mac.update(b"\n");
-    mac.update(body);
-    format!("sha256={}", hex(&mac.finalize().into_bytes()))
 }
 
 /// Reads a 2xx body: the protocol's JSON object with `"status"` `ok` or

@@ -25,9 +25,7 @@ pub mod server;
 pub mod store;
 
 pub use dedup::{Dedup, RangeSet, Retention};
-pub use receiver::{
-    CrashPoint, IngestRequest, Metrics, Outcome, Receiver, ReceiverConfig, hmac_sha256, signature,
-};
+pub use receiver::{CrashPoint, IngestRequest, Metrics, Outcome, Receiver, ReceiverConfig};
 pub use store::{
     DataLakeStore, JsonlQuarantine, MemoryStore, QuarantineStore, QuarantinedRecord, Store,
     store_key,

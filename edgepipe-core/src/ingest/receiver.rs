@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::{Deserializer as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use super::dedup::{Dedup, Retention, collapse};
 use super::store::{
@@ -18,7 +17,7 @@ use super::store::{
 };
 use crate::batch::codec::columnar::parse_sequence_id;
 use crate::batch::compression;
-use crate::batch::{Codec, Compression, DecodeLimits, sha256_hex};
+use crate::batch::{Codec, Compression, DecodeLimits, sha256_hex, signature};
 use crate::error::{Error, Result};
 use crate::record::DataRecord;
 
@@ -854,58 +853,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// HMAC-SHA256 (RFC 2104) of the concatenated `parts`. Written out over `sha2`
-/// (already a dependency) rather than pulling a crate for these few lines; checked
-/// against RFC 4231's vectors in the tests.
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    for part in parts {
-        inner.update(part);
-    }
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-/// The `X-Edgepipe-Signature` value for a batch: `sha256=<hex HMAC(key, id "\n" body)>`.
-pub fn signature(key: &[u8], batch_id: &str, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        crate::batch::envelope::hex(&hmac_sha256(key, &[batch_id.as_bytes(), b"\n", body]))
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // Test case 2.
-        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(
-            crate::batch::envelope::hex(&mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        // Test case 6: a key longer than the block is hashed first.
-        let mac = hmac_sha256(
-            &[0xaa; 131],
-            &[b"Test Using Larger Than Block-Size Key - Hash Key First"],
-        );
-        assert_eq!(
-            crate::batch::envelope::hex(&mac),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
-    }
 
     #[test]
     fn constant_time_eq_is_eq() {
