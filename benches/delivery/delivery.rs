@@ -1,0 +1,148 @@
+//! Delivery over loopback, edgepipe's path: the seed's 100-record gzip-6 JSON
+//! batches enqueued one at a time in the segmented log (synced, as the seed
+//! commits each batch to SQLite), drained by a `DeliveryWorker` with the HTTP
+//! sink (keep-alive) into edgepipe's ingest server.
+//!
+//! ```text
+//! EDGEPIPE_WORKLOAD=workload.jsonl cargo run --release -p edgepipe-benches \
+//!     --features http,ingest-server --bin delivery-bench -- [--records N] [--store discard|lake] [--queue-dir DIR]
+//! ```
+//!
+//! `--store discard` keeps nothing on the server (what the seed's FastAPI
+//! service does: it prints a line per batch), so the figure compares the paths;
+//! `--store lake` writes the data lake and the dedup journal to disk. Prints one
+//! JSON object; `benches/delivery-vs-seed.sh` runs it beside the seed's path.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edgepipe_benches::workload_jsonl;
+use edgepipe_core::Result;
+use edgepipe_core::batch::{BatchEncoder, Codec, Compression};
+use edgepipe_core::deliver::{
+    Delivery, DeliveryOptions, DeliveryWorker, HttpSink, HttpSinkOptions,
+};
+use edgepipe_core::ingest::server::{self, ServerConfig};
+use edgepipe_core::ingest::{Dedup, JsonlQuarantine, Receiver, ReceiverConfig, Retention, Store};
+use edgepipe_core::queue::{Entry, LogOptions, Queue, SegmentedLog};
+use edgepipe_core::record::json::parse_jsonl;
+use edgepipe_core::record::{DataRecord, Timestamp};
+
+const KEY: &str = "bench-key";
+
+/// A store that keeps nothing, like the seed's `store_records`.
+#[derive(Debug)]
+struct Discard;
+
+impl Store for Discard {
+    fn put(&mut self, _key: &str, records: &[DataRecord]) -> Result<()> {
+        std::hint::black_box(records);
+        Ok(())
+    }
+
+    fn recover(&mut self, _key: &str) -> Result<Vec<DataRecord>> {
+        Ok(Vec::new())
+    }
+}
+
+fn main() {
+    let mut records_wanted = 20_000usize;
+    let mut store = "discard".to_owned();
+    let mut queue_dir = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--records" => records_wanted = value.parse().expect("--records N"),
+            "--store" => store = value,
+            "--queue-dir" => queue_dir = Some(std::path::PathBuf::from(value)),
+            _ => panic!("unknown option {flag}"),
+        }
+    }
+    let (jsonl, source) = workload_jsonl(records_wanted);
+    let records: Vec<DataRecord> = parse_jsonl(&jsonl)
+        .map(|(_, record)| record.expect("a workload record"))
+        .take(records_wanted)
+        .collect();
+    let encoder = BatchEncoder::new(
+        "gateway-1",
+        Codec::JsonPython,
+        Compression::Gzip { level: 6 },
+    )
+    .expect("encoder");
+    let batches: Vec<Entry> = records
+        .chunks(100)
+        .map(|chunk| Entry::from_batch(&encoder.encode(chunk, Timestamp::now()).expect("encode")))
+        .collect();
+
+    let work = tempfile::tempdir().expect("a temporary directory");
+    let config = ReceiverConfig::new([KEY]);
+    let receiver = match store.as_str() {
+        "discard" => Receiver::with_parts(
+            config,
+            Dedup::in_memory(Retention::default()),
+            Box::new(Discard),
+            Box::new(JsonlQuarantine::open(work.path().join("quarantine")).expect("quarantine")),
+        ),
+        "lake" => Receiver::open(config, &work.path().join("cloud")),
+        other => panic!("--store discard|lake, not {other}"),
+    }
+    .expect("receiver");
+    let receiver = Arc::new(receiver);
+    let server = server::start(
+        Arc::clone(&receiver),
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .expect("server");
+    let queue_path = queue_dir.unwrap_or_else(|| work.path().join("queue"));
+    let queue: Arc<dyn Queue> =
+        Arc::new(SegmentedLog::open(&queue_path, LogOptions::default()).expect("queue"));
+    let sink = HttpSink::new(HttpSinkOptions::new(
+        format!("http://{}", server.local_addr()),
+        KEY,
+    ))
+    .expect("sink");
+
+    let started = Instant::now();
+    let worker = DeliveryWorker::spawn(Delivery::new(
+        Arc::clone(&queue),
+        Box::new(sink),
+        DeliveryOptions {
+            idle_wait: Duration::from_millis(1),
+            ..DeliveryOptions::default()
+        },
+    ))
+    .expect("worker");
+    let batch_count = batches.len();
+    for entry in batches {
+        // One durable enqueue per batch, as the seed commits each.
+        queue.enqueue(entry).expect("enqueue");
+        worker.notify();
+    }
+    while {
+        let stats = queue.stats();
+        stats.pending + stats.in_flight > 0
+    } {
+        assert!(worker.failure().is_none(), "{:?}", worker.failure());
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let metrics = worker.shutdown();
+    let accepted = receiver
+        .metrics()
+        .records_accepted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(accepted as usize, records.len(), "every record accepted");
+    assert_eq!(metrics.retries, 0, "{:?}", metrics.last_failure);
+    server.shutdown().expect("server shutdown");
+    println!(
+        "{{\"path\":\"edgepipe DeliveryWorker+HttpSink -> edgepipe ingest server ({store})\",\
+         \"records\":{},\"batches\":{batch_count},\"seconds\":{seconds:.3},\
+         \"records_per_second\":{:.0},\"workload\":\"{source}\"}}",
+        records.len(),
+        records.len() as f64 / seconds,
+        source = format!("{source:?}").replace(['"', '\\'], "'"),
+    );
+}
