@@ -14,30 +14,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use edgepipe_benches::workload_jsonl;
-use edgepipe_core::Result;
+use edgepipe_benches::{DiscardStore, workload_jsonl};
 use edgepipe_core::batch::{Codec, Compression, compression::compress};
 use edgepipe_core::ingest::{
-    Dedup, IngestRequest, MemoryStore, Outcome, Receiver, ReceiverConfig, Retention, Store,
+    Dedup, IngestRequest, MemoryStore, Outcome, Receiver, ReceiverConfig, Retention,
 };
 use edgepipe_core::record::DataRecord;
 use edgepipe_core::record::json::parse_jsonl;
 
 const RECORDS: usize = 100;
-
-#[derive(Debug)]
-struct Discard;
-
-impl Store for Discard {
-    fn put(&mut self, _key: &str, records: &[DataRecord]) -> Result<()> {
-        std::hint::black_box(records);
-        Ok(())
-    }
-
-    fn recover(&mut self, _key: &str) -> Result<Vec<DataRecord>> {
-        Ok(Vec::new())
-    }
-}
 
 /// The seed's body for the workload's first 100 records.
 fn seed_body() -> Vec<u8> {
@@ -79,7 +64,7 @@ fn bench(c: &mut Criterion) {
     let discard = Receiver::with_parts(
         ReceiverConfig::new(["bench"]),
         Dedup::in_memory(retention),
-        Box::new(Discard),
+        Box::new(DiscardStore),
         Box::new(MemoryStore::default()),
     )
     .unwrap();

@@ -16,34 +16,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgepipe_benches::workload_jsonl;
-use edgepipe_core::Result;
+use edgepipe_benches::{DiscardStore, workload_jsonl};
 use edgepipe_core::batch::{BatchEncoder, Codec, Compression};
 use edgepipe_core::deliver::{
     Delivery, DeliveryOptions, DeliveryWorker, HttpSink, HttpSinkOptions,
 };
 use edgepipe_core::ingest::server::{self, ServerConfig};
-use edgepipe_core::ingest::{Dedup, JsonlQuarantine, Receiver, ReceiverConfig, Retention, Store};
+use edgepipe_core::ingest::{Dedup, JsonlQuarantine, Receiver, ReceiverConfig, Retention};
 use edgepipe_core::queue::{Entry, LogOptions, Queue, SegmentedLog};
 use edgepipe_core::record::json::parse_jsonl;
 use edgepipe_core::record::{DataRecord, Timestamp};
 
 const KEY: &str = "bench-key";
-
-/// A store that keeps nothing, like the seed's `store_records`.
-#[derive(Debug)]
-struct Discard;
-
-impl Store for Discard {
-    fn put(&mut self, _key: &str, records: &[DataRecord]) -> Result<()> {
-        std::hint::black_box(records);
-        Ok(())
-    }
-
-    fn recover(&mut self, _key: &str) -> Result<Vec<DataRecord>> {
-        Ok(Vec::new())
-    }
-}
 
 fn main() {
     let mut records_wanted = 20_000usize;
@@ -83,7 +67,7 @@ fn main() {
         "discard" => Receiver::with_parts(
             config,
             Dedup::in_memory(Retention::default()),
-            Box::new(Discard),
+            Box::new(DiscardStore),
             Box::new(JsonlQuarantine::open(work.path().join("quarantine")).expect("quarantine")),
         ),
         "lake" => Receiver::open(config, &work.path().join("cloud")),

@@ -70,3 +70,23 @@ fn run_shared_script(script: &Path, records: usize) -> Option<Vec<u8>> {
     let _ = std::fs::write(&cache, &output.stdout);
     Some(output.stdout)
 }
+
+/// An ingest store that keeps nothing, as the seed's FastAPI service stores
+/// nothing (it prints a line per batch): what the receiver's own work costs.
+#[derive(Debug)]
+pub struct DiscardStore;
+
+impl edgepipe_core::ingest::Store for DiscardStore {
+    fn put(
+        &mut self,
+        _key: &str,
+        records: &[edgepipe_core::DataRecord],
+    ) -> edgepipe_core::Result<()> {
+        std::hint::black_box(records);
+        Ok(())
+    }
+
+    fn recover(&mut self, _key: &str) -> edgepipe_core::Result<Vec<edgepipe_core::DataRecord>> {
+        Ok(Vec::new())
+    }
+}

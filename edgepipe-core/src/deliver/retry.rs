@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::record::Timestamp;
+use crate::record::timestamp::{days_from_civil, days_in_month};
 
 /// Why a send failed, as the delivery worker acts on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,27 +182,6 @@ fn parse_imf_fixdate(text: &str) -> Option<i64> {
         return None;
     }
     Some(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 /// Exponential backoff with full jitter: before attempt `n + 1` the worker waits a

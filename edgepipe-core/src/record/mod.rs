@@ -8,7 +8,7 @@
 
 pub mod id;
 pub mod json;
-mod timestamp;
+pub(crate) mod timestamp;
 mod value;
 
 pub use id::{SequenceId, SequenceIdGenerator};
