@@ -32,14 +32,16 @@ cargo build --quiet --release -p edgepipe-benches --features http,ingest-server 
 
 seed=$("$venv/bin/python" benches/seed/delivery_bench.py --input "$EDGEPIPE_WORKLOAD" --records "$records")
 discard=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store discard)
+grouped=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store discard --enqueue all)
 lake=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store lake)
 echo "$seed"
 echo "$discard"
+echo "$grouped"
 echo "$lake"
-python3 - "$seed" "$discard" "$lake" <<'PY'
+python3 - "$seed" "$discard" "$grouped" "$lake" <<'PY'
 import json, sys
-seed, discard, lake = (json.loads(arg) for arg in sys.argv[1:])
+seed, *runs = (json.loads(arg) for arg in sys.argv[1:])
 base = seed["records_per_second"]
-for run in (discard, lake):
+for run in runs:
     print(f'{run["path"]}: {run["records_per_second"] / base:.1f}x the seed ({base} records/s)')
 PY

@@ -5,13 +5,15 @@
 //!
 //! ```text
 //! EDGEPIPE_WORKLOAD=workload.jsonl cargo run --release -p edgepipe-benches \
-//!     --features http,ingest-server --bin delivery-bench -- [--records N] [--store discard|lake] [--queue-dir DIR]
+//!     --features http,ingest-server --bin delivery-bench -- [--records N] [--store discard|lake] \
+//!     [--enqueue each|all] [--queue-dir DIR]
 //! ```
 //!
 //! `--store discard` keeps nothing on the server (what the seed's FastAPI
 //! service does: it prints a line per batch), so the figure compares the paths;
 //! `--store lake` writes the data lake and the dedup journal to disk. Prints one
-//! JSON object; `benches/delivery-vs-seed.sh` runs it beside the seed's path.
+//! JSON object. `--enqueue all` enqueues the batches, which all exist before the
+//! clock starts, with one `enqueue_all` (one sync) instead of one sync each; `benches/delivery-vs-seed.sh` runs it beside the seed's path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,7 @@ fn main() {
     let mut records_wanted = 20_000usize;
     let mut store = "discard".to_owned();
     let mut queue_dir = None;
+    let mut enqueue_all = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -42,6 +45,13 @@ fn main() {
             "--records" => records_wanted = value.parse().expect("--records N"),
             "--store" => store = value,
             "--queue-dir" => queue_dir = Some(std::path::PathBuf::from(value)),
+            "--enqueue" => {
+                enqueue_all = match value.as_str() {
+                    "each" => false,
+                    "all" => true,
+                    other => panic!("--enqueue each|all, not {other}"),
+                }
+            }
             _ => panic!("unknown option {flag}"),
         }
     }
@@ -100,10 +110,16 @@ fn main() {
     ))
     .expect("worker");
     let batch_count = batches.len();
-    for entry in batches {
-        // One durable enqueue per batch, as the seed commits each.
-        queue.enqueue(entry).expect("enqueue");
+    if enqueue_all {
+        // Batches that exist together are enqueued together: one sync for all.
+        queue.enqueue_all(batches).expect("enqueue");
         worker.notify();
+    } else {
+        for entry in batches {
+            // One durable enqueue per batch, as the seed commits each.
+            queue.enqueue(entry).expect("enqueue");
+            worker.notify();
+        }
     }
     while {
         let stats = queue.stats();
@@ -122,9 +138,10 @@ fn main() {
     assert_eq!(metrics.retries, 0, "{:?}", metrics.last_failure);
     server.shutdown().expect("server shutdown");
     println!(
-        "{{\"path\":\"edgepipe DeliveryWorker+HttpSink -> edgepipe ingest server ({store})\",\
+        "{{\"path\":\"edgepipe DeliveryWorker+HttpSink -> edgepipe ingest server ({store}, enqueue {})\",\
          \"records\":{},\"batches\":{batch_count},\"seconds\":{seconds:.3},\
          \"records_per_second\":{:.0},\"workload\":\"{source}\"}}",
+        if enqueue_all { "all" } else { "each" },
         records.len(),
         records.len() as f64 / seconds,
         source = format!("{source:?}").replace(['"', '\\'], "'"),
