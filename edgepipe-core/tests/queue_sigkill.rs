@@ -202,9 +202,9 @@ fn kill_and_reopen(
     kills: u64,
 ) -> (tempfile::TempDir, HashSet<std::ffi::OsString>) {
     // One kill loop at a time. A child spawned by one loop's thread holds, between
-    // its fork and its exec, a copy of every descriptor the process has open: the
-    // other loop's queue lock included, which then makes that loop's reopen fail
-    // with "open in another process".
+    // its fork and its exec, a copy of every descriptor the process has open, the
+    // other loop's queue lock included. Opening waits a moment for such a lock,
+    // but a fork on this loaded machine can take longer than that moment.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME
         .lock()

@@ -150,14 +150,25 @@ impl Fs for StdFs {
             .truncate(false)
             .write(true)
             .open(dir.join(LOCK_FILE))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Box::new(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "the queue is open in another process",
-            )),
-            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        // A lock that is only briefly held is waited for: a child process forked
+        // by another thread of this process holds a copy of every descriptor
+        // between its fork and its exec, so a queue this process has just closed
+        // can look locked for a moment. A queue really open elsewhere stays locked.
+        const ATTEMPTS: u32 = 25;
+        for attempt in 1..=ATTEMPTS {
+            match file.try_lock() {
+                Ok(()) => return Ok(Box::new(file)),
+                Err(std::fs::TryLockError::WouldBlock) if attempt < ATTEMPTS => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => break,
+                Err(std::fs::TryLockError::Error(error)) => return Err(error),
+            }
         }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the queue is open in another process",
+        ))
     }
 
     #[cfg(unix)]
