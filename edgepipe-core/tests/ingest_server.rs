@@ -325,6 +325,32 @@ fn dedup_holds_across_a_server_kill_and_restart() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = records("gw", 4, 0..10);
+    let first = batch("gw", &all, Codec::Json, Compression::SEED);
+    let mut server = Server::start(dir.path(), &[]);
+    // A keep-alive connection stays open across the signal: shutdown closes it.
+    let mut http = Http::connect(server.addr);
+    assert_eq!(
+        http.send("POST", "/api/ingest", &request(&first)).status,
+        200
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "stopped by SIGTERM with {exit}");
+    // What it stored is there for the next start.
+    let server = Server::start(dir.path(), &[]);
+    let again = Http::connect(server.addr).send("POST", "/api/ingest", &request(&first));
+    assert_eq!(again.json()["status"], "duplicate");
+}
+
 #[test]
 fn the_rust_api_starts_on_port_zero_and_shuts_down() {
     let dir = tempfile::tempdir().unwrap();

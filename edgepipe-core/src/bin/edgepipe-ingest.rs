@@ -111,5 +111,33 @@ fn run() -> Result<(), String> {
     let receiver = Receiver::open(config, &data_dir).map_err(|e| e.message_with_sources())?;
     let handle = start(Arc::new(receiver), server).map_err(|e| e.message_with_sources())?;
     println!("listening on {}", handle.local_addr());
-    handle.wait().map_err(|e| e.message_with_sources())
+    wait_for_stop_signal()?;
+    eprintln!("edgepipe-ingest: stopping, after the requests in flight");
+    handle.shutdown().map_err(|e| e.message_with_sources())
+}
+
+/// Blocks until SIGINT (Ctrl-C) or, on Unix, SIGTERM arrives, so the server is
+/// shut down cleanly: requests in flight finish and get their answer. (Killing
+/// it is safe too, see docs/ingest.md; this only spares clients their retries.)
+fn wait_for_stop_signal() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| format!("starting the signal listener: {e}"))?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut terminate = signal(SignalKind::terminate())
+                .map_err(|e| format!("listening for SIGTERM: {e}"))?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result.map_err(|e| format!("listening for SIGINT: {e}")),
+                _ = terminate.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| format!("listening for Ctrl-C: {e}"))
+    })
 }
