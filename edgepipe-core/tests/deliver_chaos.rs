@@ -34,9 +34,9 @@ use edgepipe_core::deliver::{
     Delivery, DeliveryOptions, DeliveryWorker, HttpSink, HttpSinkOptions, RetryPolicy,
 };
 use edgepipe_core::ingest::server::{self, ServerConfig, ServerHandle};
-use edgepipe_core::ingest::{Receiver, ReceiverConfig};
+use edgepipe_core::ingest::{DataLakeStore, Receiver, ReceiverConfig};
 use edgepipe_core::queue::{Entry, LogOptions, Queue, QueueOptions, SegmentedLog};
-use edgepipe_core::record::{DataRecord, JsonLinesReader, Payload, Timestamp, Value};
+use edgepipe_core::record::{DataRecord, Payload, Timestamp, Value};
 
 const CHILD_QUEUE: &str = "EDGEPIPE_CHAOS_CHILD_QUEUE";
 const CHILD_ENDPOINT: &str = "EDGEPIPE_CHAOS_CHILD_ENDPOINT";
@@ -328,21 +328,8 @@ fn every_record_lands_once_through_chaos() {
 
     // The lake: every record of every batch, exactly once, and nothing else.
     let mut stored: HashMap<String, u32> = HashMap::new();
-    let mut dirs = vec![dir.path().join("cloud").join("lake")];
-    while let Some(current) = dirs.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "jsonl") {
-                let file = std::fs::File::open(&path).unwrap();
-                for record in JsonLinesReader::new(BufReader::new(file)) {
-                    *stored
-                        .entry(record.unwrap().record_id.to_string())
-                        .or_default() += 1;
-                }
-            }
-        }
+    for record in DataLakeStore::read_all(&dir.path().join("cloud").join("lake")).unwrap() {
+        *stored.entry(record.record_id.to_string()).or_default() += 1;
     }
     let twice: Vec<_> = stored.iter().filter(|&(_, &n)| n > 1).take(5).collect();
     assert!(twice.is_empty(), "stored more than once: {twice:?}");

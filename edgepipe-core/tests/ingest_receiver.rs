@@ -4,7 +4,8 @@ mod ingest_support;
 
 use edgepipe_core::batch::{Codec, Compression, DecodeLimits, signature};
 use edgepipe_core::ingest::{
-    CrashPoint, Dedup, IngestRequest, MemoryStore, Outcome, Receiver, ReceiverConfig, Retention,
+    CrashPoint, DataLakeStore, Dedup, IngestRequest, MemoryStore, Outcome, Receiver,
+    ReceiverConfig, Retention,
 };
 use ingest_support::*;
 
@@ -372,7 +373,7 @@ fn dedup_survives_reopen_and_batch_ids_age_out() {
         receiver.handle(&request(&first)),
         Outcome::Duplicate { .. }
     ));
-    let lake = lake_records(&dir.path().join("lake"));
+    let lake = DataLakeStore::read_all(&dir.path().join("lake")).unwrap();
     let mut expected = expected_ids("gw", 1, 0..20);
     expected.extend(seed_records.iter().map(|r| r.record_id.to_string()));
     expected.sort();
@@ -413,7 +414,7 @@ fn a_crash_between_any_two_steps_loses_nothing_and_stores_nothing_twice() {
                 let rest = batch("gw", &all[..10], Codec::Jsonl, Compression::Lz4);
                 assert_eq!(receiver.handle(&request(&rest)).status(), 200);
             }
-            let stored = lake_records(&dir.path().join("lake"));
+            let stored = DataLakeStore::read_all(&dir.path().join("lake")).unwrap();
             let expected = if rebatch { 0..40 } else { 0..20 };
             assert_eq!(
                 ids_once(&stored),
@@ -452,5 +453,8 @@ fn a_batch_half_written_before_a_crash_is_completed_by_its_retry() {
         receiver.handle(&request(&b)),
         stored(&b.envelope.batch_id, 5, 0, 5)
     );
-    assert_eq!(ids_once(&lake_records(&lake)), expected_ids("gw", 0, 0..10));
+    assert_eq!(
+        ids_once(&DataLakeStore::read_all(&lake).unwrap()),
+        expected_ids("gw", 0, 0..10)
+    );
 }

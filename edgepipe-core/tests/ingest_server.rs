@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use edgepipe_core::batch::{Codec, Compression};
 use edgepipe_core::ingest::server::{ServerConfig, start};
-use edgepipe_core::ingest::{IngestRequest, Receiver, ReceiverConfig};
+use edgepipe_core::ingest::{DataLakeStore, IngestRequest, Receiver, ReceiverConfig};
 use ingest_support::*;
 
 /// The request exactly as the seed's `DataDeliveryService._attempt_delivery` makes
@@ -49,7 +49,7 @@ fn seed_client_request_gets_the_seed_response() {
         again.json(),
         serde_json::json!({"status": "duplicate", "batch_id": batch_id})
     );
-    let stored = lake_records(&dir.path().join("lake"));
+    let stored = DataLakeStore::read_all(&dir.path().join("lake")).unwrap();
     assert_eq!(ids_once(&stored), expected_ids("edge-001", 0, 0..100));
 }
 
@@ -271,7 +271,7 @@ fn bad_input_gets_the_documented_status_and_memory_stays_bounded() {
         Compression::SEED,
     );
     assert_eq!(post(&mut http, &request(&more)).status, 200);
-    let stored = lake_records(&dir.path().join("lake"));
+    let stored = DataLakeStore::read_all(&dir.path().join("lake")).unwrap();
     assert_eq!(ids_once(&stored), expected_ids("gw", 0, 0..60));
 
     // The bomb never came near memory: the peak stays within the limits' order.
@@ -320,7 +320,7 @@ fn dedup_holds_across_a_server_kill_and_restart() {
     assert_eq!(response.json()["records_accepted"], 20);
     assert_eq!(response.json()["records_duplicate"], 10);
     assert_eq!(
-        ids_once(&lake_records(&dir.path().join("lake"))),
+        ids_once(&DataLakeStore::read_all(&dir.path().join("lake")).unwrap()),
         expected_ids("gw", 9, 0..40)
     );
 }
@@ -448,7 +448,7 @@ fn tls_serves_with_a_self_signed_certificate() {
     let response = String::from_utf8(response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(response.contains(r#""records_accepted":10"#), "{response}");
-    let stored = lake_records(&dir.path().join("data/lake"));
+    let stored = DataLakeStore::read_all(&dir.path().join("data/lake")).unwrap();
     assert_eq!(ids_once(&stored), expected_ids("gw", 0, 0..10));
 
     // A plain-HTTP client gets no answer from the TLS port.

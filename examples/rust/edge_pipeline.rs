@@ -35,7 +35,7 @@ use edgepipe_core::deliver::{
     RetryPolicy,
 };
 use edgepipe_core::ingest::server::{self, ServerConfig, ServerHandle};
-use edgepipe_core::ingest::{Receiver, ReceiverConfig};
+use edgepipe_core::ingest::{DataLakeStore, Receiver, ReceiverConfig};
 use edgepipe_core::queue::{Entry, LogOptions, Queue, SegmentedLog};
 use edgepipe_core::record::{DataRecord, JsonLinesReader, JsonOptions, Timestamp};
 use edgepipe_core::transform::{Pipeline, Quarantined};
@@ -577,23 +577,13 @@ fn run(options: Options) -> Result<bool, String> {
     Ok(lost == 0 && stored_twice == 0 && unexpected == 0 && stored_lines == sent.len() as u64)
 }
 
-/// Record id → lines holding it, over every `.jsonl` file under the lake.
+/// Record id → lines holding it, over the lake's partition files.
 fn read_lake(root: &Path) -> Result<HashMap<String, u32>, String> {
+    let records = DataLakeStore::read_all(root)
+        .map_err(|e| format!("reading the lake in {}: {e}", root.display()))?;
     let mut found = HashMap::new();
-    let mut dirs = vec![root.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs::read_dir(&dir).map_err(|e| format!("listing {}: {e}", dir.display()))? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "jsonl") {
-                let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                for record in JsonLinesReader::new(BufReader::new(file)) {
-                    let record = record.map_err(|e| format!("{}: {e}", path.display()))?;
-                    *found.entry(record.record_id.to_string()).or_default() += 1;
-                }
-            }
-        }
+    for record in records {
+        *found.entry(record.record_id.to_string()).or_default() += 1;
     }
     Ok(found)
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use edgepipe_core::record::json::parse_jsonl;
+use edgepipe_core::ingest::DataLakeStore;
 use edgepipe_core::record::{DataRecord, Value};
 
 fn run(args: &[&str]) -> (String, tempfile::TempDir) {
@@ -26,20 +26,8 @@ fn run(args: &[&str]) -> (String, tempfile::TempDir) {
 /// Every record in the data lake the example's ingest server wrote, readings
 /// and window aggregates apart.
 fn lake(out: &Path) -> (Vec<DataRecord>, Vec<DataRecord>) {
-    let mut records = Vec::new();
-    let mut dirs = vec![out.join("cloud").join("lake")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "jsonl") {
-                let bytes = std::fs::read(&path).unwrap();
-                records.extend(parse_jsonl(&bytes).map(|(_, r)| r.unwrap()));
-            }
-        }
-    }
-    records
+    DataLakeStore::read_all(&out.join("cloud").join("lake"))
+        .unwrap()
         .into_iter()
         .partition(|record| !record.data_type.ends_with(".agg"))
 }

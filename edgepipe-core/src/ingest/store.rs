@@ -83,14 +83,7 @@ pub fn partition_value(value: &str) -> String {
 /// Writes `bytes` to `path` atomically: a temporary name in the same directory,
 /// fsync, rename, then fsync of the directory so the rename itself survives a power cut.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let created = create_dirs(dir)?;
-    write_synced_and_rename(path, bytes)?;
-    sync_dir(dir)?;
-    for parent in created {
-        sync_dir(&parent)?;
-    }
-    Ok(())
+    write_all_atomic(&[(path.to_owned(), bytes)])
 }
 
 /// Creates `dir` and any missing ancestors; returns the parents whose entries
@@ -141,9 +134,9 @@ const PARALLEL_SYNCS: usize = 16;
 /// filesystem's journal commits. Every file is synced and renamed, then every
 /// directory touched (and the parent of every directory created) is synced,
 /// before this returns.
-pub(crate) fn write_all_atomic(files: Vec<(PathBuf, Vec<u8>)>) -> Result<()> {
+pub(crate) fn write_all_atomic<B: AsRef<[u8]> + Sync>(files: &[(PathBuf, B)]) -> Result<()> {
     let mut dirs = std::collections::BTreeSet::new();
-    for (path, _) in &files {
+    for (path, _) in files {
         let dir = path.parent().unwrap_or_else(|| Path::new(".")).to_owned();
         if !dirs.contains(&dir) {
             for parent in create_dirs(&dir)? {
@@ -152,7 +145,9 @@ pub(crate) fn write_all_atomic(files: Vec<(PathBuf, Vec<u8>)>) -> Result<()> {
             dirs.insert(dir);
         }
     }
-    parallel(&files, |(path, bytes)| write_synced_and_rename(path, bytes))?;
+    parallel(files, |(path, bytes)| {
+        write_synced_and_rename(path, bytes.as_ref())
+    })?;
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
     parallel(&dirs, |dir| sync_dir(dir))
 }
@@ -228,6 +223,24 @@ impl DataLakeStore {
             .join(format!("part-{key}.jsonl"))
     }
 
+    /// Every record in the lake under `root`, read back from its partition files
+    /// (files still being written are not read); empty when `root` does not exist.
+    /// For checks and small lakes: it holds all of them in memory.
+    pub fn read_all(root: &Path) -> Result<Vec<DataRecord>> {
+        let mut records = Vec::new();
+        let mut dirs = vec![root.to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for path in read_dir(&dir)? {
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "jsonl") {
+                    read_part(&path, &mut records)?;
+                }
+            }
+        }
+        Ok(records)
+    }
+
     fn files_of(&self, key: &str) -> Result<Vec<PathBuf>> {
         let name = format!("part-{key}.jsonl");
         let temp = format!("{name}.tmp");
@@ -250,6 +263,15 @@ impl DataLakeStore {
         }
         Ok(found)
     }
+}
+
+/// Appends the records of one partition file (JSON Lines) to `records`.
+fn read_part(path: &Path, records: &mut Vec<DataRecord>) -> Result<()> {
+    let bytes = fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        records.push(DataRecord::from_json_slice(line)?);
+    }
+    Ok(())
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -294,17 +316,13 @@ impl Store for DataLakeStore {
             }
             writes.push((path, bytes));
         }
-        write_all_atomic(writes)
+        write_all_atomic(&writes)
     }
 
     fn recover(&mut self, key: &str) -> Result<Vec<DataRecord>> {
         let mut records = Vec::new();
         for file in self.files_of(key)? {
-            let bytes =
-                fs::read(&file).map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
-            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                records.push(DataRecord::from_json_slice(line)?);
-            }
+            read_part(&file, &mut records)?;
         }
         Ok(records)
     }

@@ -70,29 +70,6 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-/// Every record stored in a data lake directory, read back from its JSONL files.
-pub fn lake_records(root: &Path) -> Vec<DataRecord> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if !dir.is_dir() {
-            continue;
-        }
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "jsonl") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for line in text.lines() {
-                    out.push(DataRecord::from_json(line).unwrap());
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Sorted record ids, asserting none appears twice.
 pub fn ids_once(records: &[DataRecord]) -> Vec<String> {
     let mut ids: Vec<String> = records.iter().map(|r| r.record_id.to_string()).collect();
