@@ -345,13 +345,12 @@ impl Sink for HttpSink {
     }
 }
 
-/// The `Content-Encoding` of a payload; `None` sends no header (identity).
+/// The `Content-Encoding` of a payload: the compression's own name (`gzip`,
+/// `lz4`, `zstd`, as the receiver reads them); `None` sends no header (identity).
 fn content_encoding(compression: Compression) -> Option<&'static str> {
     match compression {
         Compression::None => None,
-        Compression::Gzip { .. } => Some("gzip"),
-        Compression::Lz4 => Some("lz4"),
-        Compression::Zstd { .. } => Some("zstd"),
+        other => Some(other.name()),
     }
 }
 
