@@ -45,6 +45,13 @@ mod error;
 mod ffi;
 mod panic;
 mod pipeline;
+#[cfg(feature = "uniffi")]
+pub mod uniffi_api;
+
+// uniffi's scaffolding (the exported `uniffi_edgepipe_*` symbols and the metadata
+// the bindings are generated from), only with the feature: the C library carries none of it.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("edgepipe");
 
 use std::ffi::{CStr, c_char};
 
