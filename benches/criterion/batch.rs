@@ -14,8 +14,11 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use edgepipe_benches::batching::{
+    Policy, batches, compression_label, compressions, with_sequence_ids,
+};
 use edgepipe_benches::workload_jsonl;
-use edgepipe_core::batch::{Batch, BatchEncoder, BatchPolicy, Batcher, Codec, Compression};
+use edgepipe_core::batch::{BatchEncoder, Codec, Compression};
 use edgepipe_core::record::DataRecord;
 use edgepipe_core::record::json::parse_jsonl;
 use edgepipe_core::transform::{AddMetadata, Pipeline};
@@ -38,88 +41,6 @@ fn workload() -> (Vec<u8>, Vec<DataRecord>) {
     (input, records)
 }
 
-fn with_sequence_ids(records: &[DataRecord]) -> Vec<DataRecord> {
-    records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let mut record = record.clone();
-            record.record_id = format!("gw-0:0:{index}").into();
-            record
-        })
-        .collect()
-}
-
-fn compressions() -> Vec<Compression> {
-    let mut all = vec![
-        Compression::None,
-        Compression::Gzip { level: 6 },
-        Compression::Lz4,
-    ];
-    if cfg!(feature = "zstd") {
-        // Level 3, zstd's default; 19 took most of this table's time for a
-        // few percent fewer bytes.
-        all.push(Compression::Zstd { level: 3 });
-    }
-    all
-}
-
-fn label(compression: Compression) -> String {
-    match compression {
-        Compression::Gzip { level } => format!("gzip-{level}"),
-        Compression::Zstd { level } => format!("zstd-{level}"),
-        other => other.name().to_owned(),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Policy {
-    /// The seed's 100 records per batch.
-    Seed,
-    /// 10 s of event time, capped at 1 MiB.
-    TenSeconds,
-}
-
-fn policy(policy: Policy) -> BatchPolicy {
-    match policy {
-        Policy::Seed => BatchPolicy {
-            max_records: 100,
-            max_bytes: 1 << 20,
-            max_age_nanos: None,
-        },
-        Policy::TenSeconds => BatchPolicy {
-            max_records: usize::MAX,
-            max_bytes: 1 << 20,
-            max_age_nanos: Some(10_000_000_000),
-        },
-    }
-}
-
-/// Batches the records with the batcher, its clock driven by event time.
-fn batches(
-    records: &[DataRecord],
-    codec: Codec,
-    compression: Compression,
-    which: Policy,
-) -> Vec<Batch> {
-    let encoder = BatchEncoder::new("gw-0", codec, compression).unwrap();
-    let mut batcher = Batcher::new(encoder, policy(which)).unwrap();
-    let mut out = Vec::new();
-    for record in records {
-        let now = record.timestamp;
-        batcher.push(record.clone(), now).unwrap();
-        out.extend(std::iter::from_fn(|| batcher.next_batch()));
-    }
-    let last = records
-        .last()
-        .map_or(edgepipe_core::record::Timestamp::UNIX_EPOCH, |r| {
-            r.timestamp
-        });
-    batcher.flush(last).unwrap();
-    out.extend(std::iter::from_fn(|| batcher.next_batch()));
-    out
-}
-
 fn bandwidth_table(records: &[DataRecord]) {
     let sequenced = with_sequence_ids(records);
     println!("\nbytes on the wire per record (payload only), 200,000 records");
@@ -129,10 +50,10 @@ fn bandwidth_table(records: &[DataRecord]) {
     );
     for codec in Codec::ALL {
         for compression in compressions() {
-            let mut row = format!("{:<10} {:<9}", codec.name(), label(compression));
+            let mut row = format!("{:<10} {:<9}", codec.name(), compression_label(compression));
             for which in [Policy::Seed, Policy::TenSeconds] {
                 for input in [records, &sequenced[..]] {
-                    let batches = batches(input, codec, compression, which);
+                    let batches = batches(input, codec, compression, which).unwrap();
                     let bytes: usize = batches.iter().map(|b| b.payload.len()).sum();
                     row.push_str(&format!(" {:>12.2}", bytes as f64 / RECORDS as f64));
                 }
@@ -140,7 +61,11 @@ fn bandwidth_table(records: &[DataRecord]) {
             println!("{row}");
         }
     }
-    let count = |which| batches(&sequenced, Codec::Columnar, Compression::None, which).len();
+    let count = |which| {
+        batches(&sequenced, Codec::Columnar, Compression::None, which)
+            .unwrap()
+            .len()
+    };
     println!(
         "columnar batches: (a) {}, (b) {}\n",
         count(Policy::Seed),
@@ -232,7 +157,7 @@ fn split(records: &[DataRecord], which: Policy, codec: Codec) -> Vec<Vec<DataRec
     // Policy (b) split as the batcher splits it, so throughput measures encoding only.
     let mut splits = Vec::new();
     let mut start = 0;
-    for batch in batches(records, codec, Compression::None, which) {
+    for batch in batches(records, codec, Compression::None, which).unwrap() {
         let count = batch.envelope.record_count as usize;
         splits.push(records[start..start + count].to_vec());
         start += count;

@@ -8,6 +8,9 @@
 //! 3. otherwise the same model is generated in-process
 //!    ([`edgepipe_examples::workload`]), so benchmarks run anywhere.
 
+pub mod batching;
+pub mod measure;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,0 +1,139 @@
+//! `edgepipe-bench` end to end on a small slice of the shared workload's model:
+//! every scenario runs, its untimed check passes (the queue drained and every
+//! batch decoded, the windows' counts, the server's count), the report carries
+//! the figures and configuration, and nothing is left behind.
+
+use std::process::Command;
+
+const RECORDS: usize = 3_000;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_edgepipe-bench"))
+        .args(args)
+        .output()
+        .expect("running edgepipe-bench")
+}
+
+fn scenario<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|scenario| scenario["scenario"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+#[test]
+fn every_scenario_runs_and_checks_its_output() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("workload.jsonl");
+    // More lines than asked for: --records takes the first N.
+    let spec = edgepipe_examples::workload::WorkloadSpec::default();
+    std::fs::write(
+        &input,
+        edgepipe_examples::workload::jsonl(spec, RECORDS + 500),
+    )
+    .unwrap();
+    let queues = work.path().join("queues");
+    let output = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--records",
+        &RECORDS.to_string(),
+        "--scenario",
+        "all",
+        "--queue-dir",
+        queues.to_str().unwrap(),
+        "--table",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "edgepipe-bench failed:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not one JSON object ({error}):\n{stderr}"));
+    assert_eq!(report["records"], RECORDS);
+    assert!(
+        stderr.contains("records/s"),
+        "--table printed no table:\n{stderr}"
+    );
+
+    for name in ["s1-seed", "s1-native", "s2", "s3", "bandwidth"] {
+        let result = scenario(&report, name);
+        for figure in ["records_per_second", "cpu_seconds", "seconds", "bytes_out"] {
+            assert!(
+                result[figure].as_f64().is_some_and(|value| value > 0.0),
+                "{name}.{figure} in {result}"
+            );
+        }
+        assert!(
+            result["peak_rss_bytes"].as_u64().is_some_and(|rss| rss > 0),
+            "{result}"
+        );
+        assert!(result["config"].is_object(), "{result}");
+    }
+
+    // S1: every record came back out of the queue, from checksummed batches.
+    let seed = scenario(&report, "s1-seed");
+    assert_eq!(seed["verified"]["records"], RECORDS);
+    assert_eq!(seed["verified"]["batches"], RECORDS / 100);
+    assert_eq!(seed["config"]["codec"], "json-python");
+    assert_eq!(seed["config"]["compression"], "gzip-6");
+    let native = scenario(&report, "s1-native");
+    assert_eq!(native["verified"]["records"], RECORDS);
+    assert!(
+        native["bytes_out"].as_u64() < seed["bytes_out"].as_u64(),
+        "columnar + lz4 sends fewer bytes than the seed's gzip JSON"
+    );
+
+    // S2: 1,000 devices at 10 readings/s: 3,000 readings are 300 ms, one window each.
+    let windows = scenario(&report, "s2");
+    assert_eq!(windows["verified"]["readings_counted"], RECORDS);
+    assert_eq!(windows["verified"]["aggregates"], 1_000);
+
+    // S3: the server accepted every record, without a retry.
+    let delivery = scenario(&report, "s3");
+    assert_eq!(delivery["verified"]["records_accepted"], RECORDS);
+    assert_eq!(delivery["verified"]["batches_sent"], RECORDS / 100);
+    assert_eq!(delivery["bytes_out"], seed["bytes_out"]);
+
+    // Bandwidth: every codec × compression × policy × id kind, each decodable.
+    let bandwidth = scenario(&report, "bandwidth");
+    let codecs = bandwidth["config"]["codecs"].as_array().unwrap().len();
+    let compressions = bandwidth["config"]["compressions"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(codecs, 5);
+    assert!(compressions >= 3);
+    let rows = bandwidth["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), codecs * compressions * 2 * 2);
+    assert_eq!(
+        bandwidth["config"]["seed_bytes_per_record"], seed["bytes_per_record"],
+        "the table's seed row is the s1-seed path's bytes"
+    );
+
+    // Each scenario's directory is removed when it ends.
+    let left: Vec<_> = std::fs::read_dir(&queues).unwrap().collect();
+    assert!(left.is_empty(), "left behind in the queue dir: {left:?}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_the_usage() {
+    for args in [
+        &["--scenario", "s9"][..],
+        &["--records", "many"],
+        &["--records"],
+        &["--frobnicate", "1"],
+    ] {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("usage: edgepipe-bench"),
+            "{args:?}: {stderr}"
+        );
+        assert!(output.stdout.is_empty());
+    }
+    let missing = run(&["--input", "no/such/file.jsonl"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.jsonl"));
+}
