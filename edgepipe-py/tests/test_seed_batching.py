@@ -145,3 +145,33 @@ def test_a_record_with_an_unrepresentable_timestamp_is_refused() -> None:
 
     with pytest.raises(TimestampError):
         BatchProcessor("g").create_batch([record])
+
+
+class LaterDatetime(datetime):
+    """A datetime subclass, whose isoformat() edgepipe must ask Python for."""
+
+    def isoformat(self, sep="T", timespec="auto"):
+        return super().isoformat(sep, timespec)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        datetime(2026, 1, 1),
+        datetime(2026, 1, 1, 23, 59, 59, 1),
+        datetime(1999, 12, 31, 12, 0, 0, 999999, tzinfo=timezone.utc),
+        datetime(2026, 3, 29, 1, 30, fold=1),
+        datetime(2026, 6, 1, 8, 0, 0, 500000, tzinfo=timezone(timedelta(hours=-7, minutes=-30))),
+        datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone(timedelta(0))),
+        LaterDatetime(2026, 6, 1, 8, 0, 0, 250000),
+        datetime(1677, 9, 22),
+        datetime(2262, 4, 10, 23, 59, 59, 999999),
+    ],
+    ids=str,
+)
+def test_every_kind_of_datetime_is_written_as_its_isoformat(timestamp: datetime) -> None:
+    record = records(1)[0]
+    record.timestamp = timestamp
+    batch = BatchProcessor("g", compression="none").create_batch([record])
+    assert batch.compressed_data == ref.batch_json([record])
+    assert json.loads(batch.compressed_data)[0]["timestamp"] == timestamp.isoformat()
