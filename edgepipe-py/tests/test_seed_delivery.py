@@ -252,3 +252,30 @@ def test_the_queue_refuses_bad_input_with_clear_errors(tmp_path) -> None:
         queue.get_pending()
     with pytest.raises(TypeError, match="queue"):
         DataDeliveryService("http://127.0.0.1:1", API_KEY, queue=None)
+
+
+def test_the_delivery_loop_drains_the_queue(tmp_path, server) -> None:
+    batches = make_batches(3)
+    with PersistentDeliveryQueue(str(tmp_path / "q.db")) as queue:
+        for batch in batches:
+            queue.enqueue(batch)
+
+        class Observed(DataDeliveryService):
+            """Signals when a pass of the loop is over, so the test waits on that."""
+
+            async def process_queue(self):
+                await super().process_queue()
+                self.passes.set()
+
+        async def run():
+            service = Observed(server.endpoint, API_KEY, queue)
+            service.passes = asyncio.Event()
+            loop = asyncio.create_task(service.run_delivery_loop(interval=3600))
+            await service.passes.wait()
+            loop.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await loop
+
+        asyncio.run(run())
+        assert queue.get_pending() == []
+    assert stored_record_ids(server) == [f"rec-{n}" for n in range(15)]
