@@ -175,3 +175,51 @@ def test_every_kind_of_datetime_is_written_as_its_isoformat(timestamp: datetime)
     batch = BatchProcessor("g", compression="none").create_batch([record])
     assert batch.compressed_data == ref.batch_json([record])
     assert json.loads(batch.compressed_data)[0]["timestamp"] == timestamp.isoformat()
+
+
+ODD_VALUES = [None, 2**100, -1, b"\xff\xfe", "\udcff", float("nan"), object(), [], {}, [None], {"a": object()}]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_odd_arguments_raise_clear_exceptions_never_crash(value, tmp_path) -> None:
+    from edgepipe import (
+        EdgepipeError,
+        SeedQueue,
+        SeedSink,
+        seed_compress,
+        seed_decompress,
+        seed_encode_batch,
+        seed_record_sizes,
+    )
+
+    expected = (TypeError, ValueError, OverflowError, EdgepipeError)
+    calls = [
+        lambda: seed_encode_batch(value, "g", "gzip"),
+        lambda: seed_encode_batch([value], "g", "gzip"),
+        lambda: seed_encode_batch([], value, "gzip"),
+        lambda: seed_encode_batch([], "g", value),
+        lambda: seed_compress(value, "gzip"),
+        lambda: seed_decompress(value, "gzip"),
+        lambda: seed_decompress(b"\x1f\x8b" + bytes(20), value),
+        lambda: seed_record_sizes(value),
+        lambda: SeedSink(value, "key"),
+        lambda: SeedSink("http://127.0.0.1:1", "key", value),
+        lambda: BatchProcessor("g").create_batch([DataRecord("r", "d", datetime(2026, 1, 1), "t", {"v": value})]),
+        lambda: BatchProcessor.decompress_batch(DataBatch("b", "g", datetime(2026, 1, 1), 1, value, "gzip", "", 0, 0)),
+    ]
+    queue = SeedQueue(str(tmp_path / "q.db"))
+    calls += [
+        lambda: queue.enqueue(value, "g", b"x", "gzip", "c", 1, 1, 0),
+        lambda: queue.enqueue("b", "g", b"x", "gzip", "c", value, 1, 0),
+        lambda: queue.enqueue("b", "g", b"x", "gzip", "c", 1, 1, value),
+        lambda: queue.pending(value, 0),
+        lambda: queue.ack(value),
+        lambda: queue.nack(value, 0),
+        lambda: queue.nack(0, value),
+    ]
+    for call in calls:
+        try:
+            call()
+        except expected:
+            pass
+    queue.close()

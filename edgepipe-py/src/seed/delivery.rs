@@ -255,15 +255,18 @@ impl SeedSink {
     #[new]
     #[pyo3(signature = (endpoint, api_key, timeout = 60.0))]
     fn new(py: Python<'_>, endpoint: String, api_key: String, timeout: f64) -> PyResult<Self> {
-        if !(timeout.is_finite() && timeout > 0.0) {
-            return Err(PyValueError::new_err(format!(
-                "timeout must be a positive number of seconds, not {timeout}"
-            )));
-        }
+        let request_timeout = Duration::try_from_secs_f64(timeout)
+            .ok()
+            .filter(|duration| !duration.is_zero())
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "timeout must be a positive number of seconds, not {timeout}"
+                ))
+            })?;
         let options = HttpSinkOptions::new(endpoint, api_key)
             .with_seed_compatible(true)
-            .with_request_timeout(Duration::from_secs_f64(timeout))
-            .with_connect_timeout(Duration::from_secs_f64(timeout.min(10.0)));
+            .with_request_timeout(request_timeout)
+            .with_connect_timeout(request_timeout.min(Duration::from_secs(10)));
         let sink =
             without_gil(py, || HttpSink::new(options)).map_err(|error| to_py_err(py, &error))?;
         Ok(SeedSink {
