@@ -6,7 +6,8 @@
 //!
 //! Modules mirror the core's: [`transform`] holds `Pipeline`; [`error`] the
 //! exception hierarchy and the one mapping from core errors onto it; [`gil`] the one
-//! helper through which long calls release the GIL.
+//! helper through which long calls release the GIL; [`seed`] the native half of
+//! the drop-in layer (the seed's `DataRecord`, transforms, batches and delivery).
 //!
 //! Built with maturin (`pyproject.toml`); no `extension-module` feature, so
 //! `cargo test` links libpython like any other program.
