@@ -99,6 +99,9 @@ class PersistentDeliveryQueue:
         self._last_attempt: Dict[str, str] = {}
         self._sending: set = set()
 
+    def _init_db(self):
+        """The seed's table set-up: done when the queue opens (and kept open)."""
+
     def enqueue(self, batch: "DataBatch"):  # noqa: F821 - the seed's annotation
         """Add batch to delivery queue"""
         created_at_ns = _nanos(batch.created_at, "batch.created_at")
