@@ -12,6 +12,10 @@ GIL while the Rust core works::
     result.errors       # list[LineError]: input lines that could not be used
 
 Every error edgepipe raises is an EdgepipeError; each kind has its own subclass.
+
+The seed's classes, backed by the same core, are a change of imports away:
+``edgepipe.edge_collector``, ``edgepipe.transforms``, ``edgepipe.batching`` and
+``edgepipe.delivery`` (see docs/migrating-from-seed.md).
 """
 
 from ._edgepipe import (
@@ -36,6 +40,25 @@ from ._edgepipe import (
     __version__,
 )
 
+# The drop-in layer's native half (the seed's modules are built on these).
+from ._edgepipe import (
+    DataRecord,
+    SeedQueue,
+    SeedSink,
+    SeedTransform,
+    TransformPipeline,
+    add_computed_field,
+    add_metadata,
+    filter_fields,
+    mask_sensitive_fields,
+    rename_fields,
+    seed_compress,
+    seed_decompress,
+    seed_encode_batch,
+    seed_record_sizes,
+    validate_schema,
+)
+
 __all__ = [
     "ChecksumError",
     "ConfigError",
@@ -56,4 +79,20 @@ __all__ = [
     "UnknownEntryError",
     "UnsupportedError",
     "__version__",
+    # The drop-in layer's native half.
+    "DataRecord",
+    "SeedQueue",
+    "SeedSink",
+    "SeedTransform",
+    "TransformPipeline",
+    "add_computed_field",
+    "add_metadata",
+    "filter_fields",
+    "mask_sensitive_fields",
+    "rename_fields",
+    "seed_compress",
+    "seed_decompress",
+    "seed_encode_batch",
+    "seed_record_sizes",
+    "validate_schema",
 ]

@@ -21,13 +21,49 @@ use crate::record::{DataRecord, FieldMap, Value};
 
 /// Appends the records as one JSON array, formatted as Python's `json.dumps`.
 pub fn encode(records: &[DataRecord], out: &mut Vec<u8>) -> Result<()> {
+    encode_array(records, out, |_| None)
+}
+
+/// As [`encode`], with `timestamps[i]` written as record `i`'s timestamp text
+/// instead of edgepipe's ISO-8601 form.
+///
+/// The seed's `to_dict()` writes `datetime.isoformat()`, whose form depends on
+/// the `datetime` object, not only on the instant: no `Z` for the naive UTC times
+/// of `datetime.utcnow()`, `+00:00` for aware ones, six fraction digits or none.
+/// A [`Timestamp`](crate::record::Timestamp) keeps the instant only, so the Python
+/// bindings pass each record's own `isoformat()` text here to write the seed's
+/// body byte for byte. The texts are written as JSON strings, escaped as any
+/// other string. Refuses a `timestamps` of another length than `records`.
+pub fn encode_with_timestamps<S: AsRef<str>>(
+    records: &[DataRecord],
+    timestamps: &[S],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    if timestamps.len() != records.len() {
+        return Err(Error::InvalidBatchOption {
+            option: "timestamps",
+            reason: format!(
+                "{} timestamp texts for {} records",
+                timestamps.len(),
+                records.len()
+            ),
+        });
+    }
+    encode_array(records, out, |index| Some(timestamps[index].as_ref()))
+}
+
+fn encode_array<'a>(
+    records: &[DataRecord],
+    out: &mut Vec<u8>,
+    timestamp_text: impl Fn(usize) -> Option<&'a str>,
+) -> Result<()> {
     let start = out.len();
     out.push(b'[');
     for (index, record) in records.iter().enumerate() {
         if index > 0 {
             out.extend_from_slice(b", ");
         }
-        if let Err(error) = write_record(record, out) {
+        if let Err(error) = write_record(record, timestamp_text(index), out) {
             out.truncate(start);
             return Err(error);
         }
@@ -43,22 +79,32 @@ pub(crate) fn record_size(
     count_before: usize,
 ) -> Result<usize> {
     scratch.clear();
-    write_record(record, scratch)?;
+    write_record(record, None, scratch)?;
     Ok(scratch.len() + if count_before > 0 { 2 } else { 0 })
 }
 
 /// Bytes of the array's framing: `[` and `]`.
 pub(crate) const FRAMING: usize = 2;
 
-fn write_record(record: &DataRecord, out: &mut Vec<u8>) -> Result<()> {
+/// Writes one record; `timestamp_text`, when given, replaces the timestamp's ISO-8601 form.
+fn write_record(
+    record: &DataRecord,
+    timestamp_text: Option<&str>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     out.extend_from_slice(b"{\"record_id\": ");
     write_string(out, &record.record_id);
     out.extend_from_slice(b", \"device_id\": ");
     write_string(out, &record.device_id);
     out.extend_from_slice(b", \"timestamp\": ");
-    let mut timestamp = String::with_capacity(32);
-    record.timestamp.write_iso8601(&mut timestamp);
-    write_string(out, &timestamp);
+    match timestamp_text {
+        Some(text) => write_string(out, text),
+        None => {
+            let mut timestamp = String::with_capacity(32);
+            record.timestamp.write_iso8601(&mut timestamp);
+            write_string(out, &timestamp);
+        }
+    }
     out.extend_from_slice(b", \"data_type\": ");
     write_string(out, &record.data_type);
     out.extend_from_slice(b", \"payload\": ");
@@ -253,6 +299,39 @@ mod tests {
         ] {
             assert_eq!(float(value), python, "{value:?}");
         }
+    }
+
+    #[test]
+    fn given_timestamp_texts_replace_the_iso8601_form() {
+        let mut record = DataRecord::new("edge-001", "sensors", Default::default());
+        record.record_id = "r1".into();
+        let mut out = Vec::new();
+        encode_with_timestamps(
+            &[record.clone(), record.clone()],
+            &["2026-01-01T00:00:00.123456", "2026-01-01T00:00:00+00:00"],
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r#""timestamp": "2026-01-01T00:00:00.123456", "data_type""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""timestamp": "2026-01-01T00:00:00+00:00", "data_type""#),
+            "{text}"
+        );
+
+        let mut out = b"kept".to_vec();
+        let refused = encode_with_timestamps(&[record], &["a", "b"], &mut out);
+        assert!(matches!(
+            refused,
+            Err(Error::InvalidBatchOption {
+                option: "timestamps",
+                ..
+            })
+        ));
+        assert_eq!(out, b"kept");
     }
 
     #[test]
