@@ -2,6 +2,7 @@
 over HTTP to an ingest Receiver hosted by Python's own http.server."""
 
 import http.server
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -62,3 +63,4 @@ stored = receiver.records()
 receiver.close()
 print(len(stored), "records in the lake under", work / "cloud" / "lake")
 assert len(stored) == 1000 and stored[0]["metadata"] == {"site": "f1"}
+shutil.rmtree(work)
