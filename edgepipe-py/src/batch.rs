@@ -6,7 +6,6 @@ use edgepipe_core::batch::{
     Batch as CoreBatch, BatchEncoder, BatchPolicy, Batcher as CoreBatcher, Codec, Compression,
     DecodeLimits as CoreLimits,
 };
-use edgepipe_core::record::json::parse_jsonl;
 use edgepipe_core::{DataRecord, Error, Timestamp};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -467,10 +466,13 @@ fn push_all(
 /// when None).
 ///
 /// The seed's S1 batches are the defaults: `json`, gzip level 6, 100 records.
+/// `threads` > 1 encodes on that many threads: the records are first cut into
+/// runs of whole `max_records` batches, one run per thread, so the batches are
+/// the same as with one thread unless one closes early on `max_bytes`.
 /// The first bad line raises its error kind (e.g. InvalidJsonError), naming it;
 /// run `Pipeline.process_jsonl` or `normalize_jsonl` first to set bad lines aside.
 #[pyfunction]
-#[pyo3(signature = (data, source_id, *, codec="json", compression="gzip", level=None, max_records=100, max_bytes=1048576, created_at=None))]
+#[pyo3(signature = (data, source_id, *, codec="json", compression="gzip", level=None, max_records=100, max_bytes=1048576, created_at=None, threads=1))]
 #[allow(clippy::too_many_arguments)] // Python keyword arguments
 pub(crate) fn encode_jsonl<'py>(
     py: Python<'py>,
@@ -482,22 +484,84 @@ pub(crate) fn encode_jsonl<'py>(
     max_records: usize,
     max_bytes: usize,
     created_at: Option<f64>,
+    threads: usize,
 ) -> PyResult<Bound<'py, PyList>> {
     let (codec, compression) = encoding_args(py, codec, compression, level)?;
     let policy = policy_args(max_records, max_bytes, None)?;
     let created_at = timestamp_arg("created_at", created_at)?;
+    let encoder = checked_encoder(py, source_id, codec, compression, policy, threads)?;
     let batches = without_gil(py, || {
-        let mut batcher =
-            CoreBatcher::new(BatchEncoder::new(source_id, codec, compression)?, policy)?;
+        let records = crate::record::parse_all(data)?;
+        encode_records(records, &encoder, policy, created_at, threads)
+    })
+    .map_err(|error| to_py_err(py, &error))?;
+    PyBatch::list(py, batches)
+}
+
+/// The encoder for a bulk encode, every option checked before any work.
+pub(crate) fn checked_encoder(
+    py: Python<'_>,
+    source_id: &str,
+    codec: Codec,
+    compression: Compression,
+    policy: BatchPolicy,
+    threads: usize,
+) -> PyResult<BatchEncoder> {
+    if threads == 0 {
+        return Err(PyValueError::new_err("threads must be at least 1"));
+    }
+    BatchEncoder::new(source_id, codec, compression)
+        .and_then(|encoder| CoreBatcher::new(encoder.clone(), policy).map(|_| encoder))
+        .map_err(|error| to_py_err(py, &error))
+}
+
+/// Batches `records` in order, on up to `threads` threads: cut into runs of whole
+/// `max_records` batches, each run through a batcher of its own.
+pub(crate) fn encode_records(
+    mut records: Vec<DataRecord>,
+    encoder: &BatchEncoder,
+    policy: BatchPolicy,
+    created_at: Timestamp,
+    threads: usize,
+) -> Result<Vec<CoreBatch>, Error> {
+    let per_thread = records
+        .len()
+        .div_ceil(threads.max(1))
+        .div_ceil(policy.max_records.max(1))
+        .saturating_mul(policy.max_records)
+        .max(1);
+    let mut runs = Vec::new();
+    while records.len() > per_thread {
+        let rest = records.split_off(per_thread);
+        runs.push(std::mem::replace(&mut records, rest));
+    }
+    runs.push(records);
+    let encode = |run: Vec<DataRecord>| -> Result<Vec<CoreBatch>, Error> {
+        let mut batcher = CoreBatcher::new(encoder.clone(), policy)?;
         let mut batches = Vec::new();
-        for (_, record) in parse_jsonl(data) {
-            batcher.push(record?, created_at)?;
+        for record in run {
+            batcher.push(record, created_at)?;
             batches.extend(drain(&mut batcher));
         }
         batcher.flush(created_at)?;
         batches.extend(drain(&mut batcher));
-        Ok::<_, Error>(batches)
+        Ok(batches)
+    };
+    if runs.len() == 1 {
+        return runs.pop().map_or_else(|| Ok(Vec::new()), encode);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| scope.spawn(move || encode(run)))
+            .collect();
+        let mut batches = Vec::new();
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => batches.extend(part?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(batches)
     })
-    .map_err(|error| to_py_err(py, &error))?;
-    PyBatch::list(py, batches)
 }

@@ -53,7 +53,7 @@ mod _edgepipe {
     #[pymodule_export]
     use crate::record::{normalize_jsonl, read_jsonl, write_jsonl_records};
     #[pymodule_export]
-    use crate::transform::PipelineBuilder;
+    use crate::transform::{EncodeResult, PipelineBuilder};
     #[pymodule_export]
     use crate::window::{PyWindow, WindowOutput};
 

@@ -4,13 +4,16 @@ use std::sync::{Mutex, MutexGuard};
 
 use edgepipe_core::Error;
 use edgepipe_core::record::JsonOptions;
+use edgepipe_core::record::json::parse_jsonl;
 use edgepipe_core::transform::Pipeline as CorePipeline;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
+use crate::batch::{PyBatch, checked_encoder, encode_records, encoding_args, policy_args};
 use crate::error::{EdgepipeError, exception_type, to_py_err};
 use crate::gil::without_gil;
+use crate::record::timestamp_arg;
 
 /// Transforms applied in order to every record, with counters per stage.
 ///
@@ -104,6 +107,69 @@ impl PyPipeline {
             &output.quarantine,
             errors,
         ))
+    }
+
+    /// The bulk edge path in one call, GIL released: reads a JSON Lines buffer,
+    /// runs every record through the pipeline and encodes what passed into
+    /// batches, as `encode_jsonl` does (same options and defaults: the seed's
+    /// json, gzip-6, 100 records, sha256). Records are parsed once, never written
+    /// back to JSON Lines in between.
+    ///
+    /// Returns an EncodeResult: the batches, the quarantine (JSON Lines, as
+    /// `process_jsonl`'s) and a LineError per unusable input line.
+    #[pyo3(signature = (data, source_id, *, codec="json", compression="gzip", level=None, max_records=100, max_bytes=1048576, created_at=None, threads=1))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn encode_jsonl(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        source_id: &str,
+        codec: &str,
+        compression: &str,
+        level: Option<i64>,
+        max_records: usize,
+        max_bytes: usize,
+        created_at: Option<f64>,
+        threads: usize,
+    ) -> PyResult<EncodeResult> {
+        let (codec, compression) = encoding_args(py, codec, compression, level)?;
+        let policy = policy_args(max_records, max_bytes, None)?;
+        let created_at = timestamp_arg("created_at", created_at)?;
+        let encoder = checked_encoder(py, source_id, codec, compression, policy, threads)?;
+        let (batches, quarantine, errors) = without_gil(py, || {
+            let mut records = Vec::new();
+            let mut errors = Vec::new();
+            for (line, record) in parse_jsonl(data) {
+                match record {
+                    Ok(record) => records.push(record),
+                    Err(error) => errors.push((line, error)),
+                }
+            }
+            let mut quarantined = Vec::new();
+            lock(&self.inner)?.process_in_place(&mut records, &mut quarantined);
+            let mut quarantine = Vec::new();
+            for entry in &quarantined {
+                // Quarantined records came from JSON, so they can be written as JSON.
+                if entry
+                    .write_json(&mut quarantine, &JsonOptions::default())
+                    .is_ok()
+                {
+                    quarantine.push(b'\n');
+                }
+            }
+            let batches = encode_records(records, &encoder, policy, created_at, threads);
+            Ok::<_, PyErr>((batches, quarantine, errors))
+        })?;
+        let batches = batches.map_err(|error| to_py_err(py, &error))?;
+        let errors = errors
+            .iter()
+            .map(|(line, error)| LineError::new(py, *line, error))
+            .collect::<PyResult<_>>()?;
+        Ok(EncodeResult {
+            batches: PyBatch::list(py, batches)?.unbind(),
+            quarantine: PyBytes::new(py, &quarantine).unbind(),
+            errors,
+        })
     }
 
     /// Counters per stage, in stage order: dicts with `name`, `records_in`,
@@ -287,6 +353,33 @@ impl PipelineBuilder {
             }
         }
         Ok(format!("PipelineBuilder([{}])", names.join(", ")))
+    }
+}
+
+/// What `Pipeline.encode_jsonl` returns.
+#[pyclass(frozen, module = "edgepipe")]
+#[derive(Debug)]
+pub(crate) struct EncodeResult {
+    /// The batches of the records that passed every stage, in input order.
+    #[pyo3(get)]
+    batches: Py<PyList>,
+    /// The records a stage set aside, one JSON object per line (as `ProcessResult.quarantine`).
+    #[pyo3(get)]
+    quarantine: Py<PyBytes>,
+    /// One LineError per input line that could not be read, in input order.
+    #[pyo3(get)]
+    errors: Vec<Py<LineError>>,
+}
+
+#[pymethods]
+impl EncodeResult {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "EncodeResult(batches=<{} batches>, quarantine=<{} bytes>, errors=<{} lines>)",
+            self.batches.bind(py).len(),
+            self.quarantine.as_bytes(py).len(),
+            self.errors.len()
+        )
     }
 }
 

@@ -107,6 +107,17 @@ def test_batcher_and_encode_jsonl_agree() -> None:
     assert [b.to_bytes() for b in pushed] == [b.to_bytes() for b in encoded]
 
 
+@pytest.mark.parametrize("count", [0, 1, 99, 100, 101, 1234])
+def test_threads_give_the_batches_of_one_thread(count: int) -> None:
+    data = workload(count)
+    one = edgepipe.encode_jsonl(data, "gw", created_at=CREATED)
+    for threads in (2, 3, 8):
+        many = edgepipe.encode_jsonl(data, "gw", created_at=CREATED, threads=threads)
+        assert [b.to_bytes() for b in many] == [b.to_bytes() for b in one]
+    with pytest.raises(ValueError, match="threads"):
+        edgepipe.encode_jsonl(data, "gw", threads=0)
+
+
 def test_sequence_ids_give_a_sequence_range() -> None:
     records = [reading(f"gw-1:7:{sequence}", t=sequence) for sequence in range(5, 9)]
     [batch] = edgepipe.encode_jsonl(jsonl(records), "gw-1")

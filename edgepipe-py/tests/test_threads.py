@@ -75,7 +75,15 @@ def test_the_proof_sees_a_call_that_keeps_the_gil(counter: Counter) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["process_jsonl", "encode_jsonl", "normalize_jsonl", "window", "enqueue_all", "batch_decode"],
+    [
+        "process_jsonl",
+        "pipeline_encode_jsonl",
+        "encode_jsonl",
+        "normalize_jsonl",
+        "window",
+        "enqueue_all",
+        "batch_decode",
+    ],
 )
 def test_bulk_calls_release_the_gil(counter: Counter, name: str, tmp_path: Path) -> None:
     pipeline = edgepipe.Pipeline.from_dict(PIPELINE_CONFIG)
@@ -85,6 +93,7 @@ def test_bulk_calls_release_the_gil(counter: Counter, name: str, tmp_path: Path)
     queue = edgepipe.Queue.durable(tmp_path / "queue", max_bytes=0)
     calls = {
         "process_jsonl": lambda: pipeline.process_jsonl(DATA),
+        "pipeline_encode_jsonl": lambda: pipeline.encode_jsonl(DATA, "gw"),
         "encode_jsonl": lambda: edgepipe.encode_jsonl(DATA, "gw", level=9),
         "normalize_jsonl": lambda: edgepipe.normalize_jsonl(DATA),
         "window": lambda: window.push_jsonl(DATA),

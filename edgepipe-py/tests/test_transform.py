@@ -263,3 +263,28 @@ def test_builder_takes_any_transform_by_type_and_the_core_checks_it() -> None:
 
     with pytest.raises(ConfigError, match=r"transforms\[0\]"):
         Pipeline.builder().add("deadband", no_such_key=1).build()
+
+
+def test_encode_jsonl_runs_the_pipeline_and_batches_in_one_call(pipeline: Pipeline) -> None:
+    data = jsonl(
+        *(record(f"r{index}", temperature=float(index)) for index in range(250)),
+        record("bad", temperature="hot"),
+        b"{oops",
+    )
+
+    result = pipeline.encode_jsonl(data, "gw-1", created_at=1767225600.0)
+
+    # The same batches as the two bulk calls one after the other.
+    two_calls = edgepipe.encode_jsonl(
+        Pipeline.from_dict(CONFIG).process_jsonl(data).records, "gw-1", created_at=1767225600.0
+    )
+    assert [batch.to_bytes() for batch in result.batches] == [batch.to_bytes() for batch in two_calls]
+    assert [batch.record_count for batch in result.batches] == [100, 100, 50]
+    assert lines_of(result.batches[0].decode())[0]["payload"] == {"temp_c": 0.0}
+    [quarantined] = lines_of(result.quarantine)
+    assert quarantined["record"]["record_id"] == "bad"
+    assert [(error.line, error.error_type) for error in result.errors] == [(252, InvalidJsonError)]
+    assert pipeline.stats()[0]["records_in"] == 251
+    assert repr(result) == "EncodeResult(batches=<3 batches>, quarantine=<" + str(len(result.quarantine)) + " bytes>, errors=<1 lines>)"
+    threaded = pipeline.encode_jsonl(data, "gw-1", created_at=1767225600.0, threads=2, codec="msgpack")
+    assert sum(batch.record_count for batch in threaded.batches) == 250

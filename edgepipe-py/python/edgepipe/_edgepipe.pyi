@@ -122,8 +122,32 @@ class Pipeline:
     @staticmethod
     def builder() -> PipelineBuilder: ...
     def process_jsonl(self, data: bytes) -> ProcessResult: ...
+    def encode_jsonl(
+        self,
+        data: bytes,
+        source_id: str,
+        *,
+        codec: str = "json",
+        compression: str = "gzip",
+        level: Optional[int] = None,
+        max_records: int = 100,
+        max_bytes: int = 1048576,
+        created_at: Optional[float] = None,
+        threads: int = 1,
+    ) -> EncodeResult: ...
     def stats(self) -> list[StageStats]: ...
     def __len__(self) -> int: ...
+
+@final
+class EncodeResult:
+    """What `Pipeline.encode_jsonl` returns."""
+
+    @property
+    def batches(self) -> list[Batch]: ...
+    @property
+    def quarantine(self) -> bytes: ...
+    @property
+    def errors(self) -> list[LineError]: ...
 
 @final
 class PipelineBuilder:
@@ -272,6 +296,7 @@ def encode_jsonl(
     max_records: int = 100,
     max_bytes: int = 1048576,
     created_at: Optional[float] = None,
+    threads: int = 1,
 ) -> list[Batch]: ...
 
 @final
