@@ -373,6 +373,10 @@ impl PyBatcher {
     /// for a limit that cannot be met (e.g. `max_records=0`).
     #[new]
     #[pyo3(signature = (source_id, *, codec="json", compression="gzip", level=None, max_records=100, max_bytes=1048576, max_age=Some(10.0)))]
+    // pyo3 cannot print `Some(10.0)` as Python; spelled out for `help()` and inspect.
+    #[pyo3(
+        text_signature = "(source_id, *, codec='json', compression='gzip', level=None, max_records=100, max_bytes=1048576, max_age=10.0)"
+    )]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn new(
         py: Python<'_>,
