@@ -322,6 +322,24 @@ impl std::fmt::Debug for PyDelivery {
     }
 }
 
+impl Drop for PyDelivery {
+    fn drop(&mut self) {
+        // Collected while running (never stopped): the worker finishes its send in
+        // progress, which may take up to the sink's timeout. That wait happens on a
+        // thread of its own, not here, where the GIL is held (if no thread can be
+        // started, the worker is stopped here after all).
+        let state = self
+            .state
+            .get_mut()
+            .map(|state| std::mem::replace(state, State::Stopped(DeliveryMetrics::default())));
+        if let Ok(State::Running(worker)) = state {
+            let _ = std::thread::Builder::new()
+                .name("edgepipe-delivery-stop".into())
+                .spawn(move || drop(worker));
+        }
+    }
+}
+
 fn lock(state: &Mutex<State>) -> PyResult<MutexGuard<'_, State>> {
     state.lock().map_err(|_| {
         EdgepipeError::new_err(
