@@ -15,7 +15,9 @@
 //! ├── QueueFullError          Error::QueueFull
 //! ├── UnknownEntryError       Error::UnknownEntry
 //! ├── ConfigError             Error::Config, InvalidBatchOption
-//! └── IoError                 Error::Io
+//! ├── IoError                 Error::Io
+//! └── SendError               a sink's failed send (`deliver::SendFailure`), with
+//!                             `retryable` and `retry_after` attributes
 //! ```
 //!
 //! A core kind this build does not know yet (`Error` is `#[non_exhaustive]`) is
@@ -117,6 +119,13 @@ pyo3::create_exception!(
     "An operating-system I/O failure, with what edgepipe was doing at the time."
 );
 
+pyo3::create_exception!(
+    edgepipe,
+    SendError,
+    EdgepipeError,
+    "A sink could not deliver a batch; `retryable` says whether trying again may help, `retry_after` is the receiver's hint in seconds (or None)."
+);
+
 /// The exception class for a core error kind.
 pub(crate) fn exception_type<'py>(py: Python<'py>, error: &Error) -> Bound<'py, PyType> {
     match error {
@@ -207,6 +216,18 @@ mod tests {
                 reason: "already acked",
             },
         ]
+    }
+
+    #[test]
+    fn send_error_is_an_edgepipe_error_of_its_own() {
+        Python::initialize();
+        Python::attach(|py| {
+            let class = py.get_type::<SendError>();
+            assert!(class.is_subclass_of::<EdgepipeError>().unwrap());
+            for error in one_of_each_kind() {
+                assert!(!exception_type(py, &error).is(&class), "{error:?}");
+            }
+        });
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 Compared with the live module: the names it exports, each class's bases and
 members, whether a member is a property, a static method or a method, and each
-callable's parameters (names, kinds, defaults). Return types are not checked: the
-compiled module carries none.
+callable's parameters (names, kinds, defaults) — constructors (`__init__` in the
+stub, the class's own signature at run time) and module functions included.
+Return types are not checked: the compiled module carries none.
 """
 
 import ast
@@ -152,10 +153,11 @@ def test_member_kinds_and_signatures_match(class_name: str, member: str) -> None
     cls = getattr(_edgepipe, class_name)
     stub = stub_members(STUB_CLASSES[class_name])[member]
     if member == "__init__":
-        # A native class is built by __new__; its signature is the class's own.
+        # A native class is built by its `#[new]`; its signature is the class's own.
         assert stub_parameters(stub, skip_first=True) == runtime_parameters(cls, skip_first=False)
         return
-    runtime = vars(cls)[member]
+    runtime = vars(cls).get(member)
+    assert runtime is not None, f"{class_name}.{member} is not in the module"
     kinds = decorators(stub)
 
     # A property with a setter is two defs in the stub; the setter's is the one kept.
@@ -173,11 +175,35 @@ def test_member_kinds_and_signatures_match(class_name: str, member: str) -> None
     assert stub_parameters(stub, skip_first=True) == runtime_parameters(runtime, skip_first=True)
 
 
+STUB_FUNCTIONS = {node.name: node for node in TREE.body if isinstance(node, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize("name", sorted(STUB_FUNCTIONS))
+def test_module_function_signatures_match(name: str) -> None:
+    runtime = getattr(_edgepipe, name)
+    assert stub_parameters(STUB_FUNCTIONS[name], skip_first=False) == runtime_parameters(
+        runtime, skip_first=False
+    )
+
+
+def test_constructors_are_declared() -> None:
+    """A class Python can instantiate has its `__init__` in the stub, and only then."""
+    for name, node in STUB_CLASSES.items():
+        cls = getattr(_edgepipe, name)
+        if issubclass(cls, BaseException):
+            continue
+        try:
+            constructible = inspect.signature(cls) is not None
+        except ValueError:
+            constructible = False
+        assert ("__init__" in stub_members(node)) == constructible, name
+
+
 def test_every_exception_is_an_edgepipe_error() -> None:
     exceptions = [
         node for node in STUB_CLASSES.values() if base_names(node) in (["Exception"], ["EdgepipeError"])
     ]
-    assert len(exceptions) == 15
+    assert len(exceptions) == 16
     for node in exceptions:
         assert issubclass(getattr(_edgepipe, node.name), edgepipe.EdgepipeError)
 

@@ -218,3 +218,73 @@ def test_version_matches_the_workspace() -> None:
     version = re.search(r'^version = "([^"]+)"', package, re.MULTILINE)
     assert version is not None
     assert edgepipe.__version__ == version.group(1)
+
+
+def test_from_dict_builds_the_same_pipeline(pipeline: Pipeline) -> None:
+    from_dict = Pipeline.from_dict(CONFIG)
+    data = jsonl(record("r1", temperature=1.5), record("r2", temperature="hot"))
+
+    expected = pipeline.process_jsonl(data)
+    actual = from_dict.process_jsonl(data)
+    assert (actual.records, actual.quarantine) == (expected.records, expected.quarantine)
+    with pytest.raises(ConfigError, match=r"transforms\[0\].*mapingg"):
+        Pipeline.from_dict({"transforms": [{"type": "rename_fields", "mapingg": {}}]})
+    with pytest.raises(TypeError, match="config"):
+        Pipeline.from_dict({"transforms": [{"type": "add_metadata", "metadata": {"a": object()}}]})
+
+
+def test_builder_makes_the_config_and_the_pipeline(pipeline: Pipeline) -> None:
+    builder = (
+        Pipeline.builder()
+        .add_metadata({"site": "factory-1"})
+        .validate_schema({"temperature": "number"})
+        .rename_fields({"temperature": "temp_c"})
+    )
+
+    assert builder.to_dict() == CONFIG
+    assert len(builder) == 3
+    assert repr(builder) == "PipelineBuilder(['add_metadata', 'validate_schema', 'rename_fields'])"
+    built = builder.build()
+    data = jsonl(record("r1", temperature=1.5, humidity=3), record("r2", temperature="hot"))
+    assert built.process_jsonl(data).records == pipeline.process_jsonl(data).records
+
+
+def test_builder_takes_any_transform_by_type_and_the_core_checks_it() -> None:
+    built = (
+        Pipeline.builder()
+        .filter_fields(["temperature", "operator"])
+        .mask_sensitive_fields(["operator"], mask="***")
+        .add("add_computed_field", field="temp_f", expression={"op": "scale", "input": "temperature", "factor": 1.8, "offset": 32})
+        .build()
+    )
+    result = built.process_jsonl(jsonl(record("r1", temperature=10.0, operator="ann", rpm=5)))
+    [out] = lines_of(result.records)
+    assert out["payload"] == {"temperature": 10.0, "operator": "***", "temp_f": 50.0}
+
+    with pytest.raises(ConfigError, match=r"transforms\[0\]"):
+        Pipeline.builder().add("deadband", no_such_key=1).build()
+
+
+def test_encode_jsonl_runs_the_pipeline_and_batches_in_one_call(pipeline: Pipeline) -> None:
+    data = jsonl(
+        *(record(f"r{index}", temperature=float(index)) for index in range(250)),
+        record("bad", temperature="hot"),
+        b"{oops",
+    )
+
+    result = pipeline.encode_jsonl(data, "gw-1", created_at=1767225600.0)
+
+    # The same batches as the two bulk calls one after the other.
+    two_calls = edgepipe.encode_jsonl(
+        Pipeline.from_dict(CONFIG).process_jsonl(data).records, "gw-1", created_at=1767225600.0
+    )
+    assert [batch.to_bytes() for batch in result.batches] == [batch.to_bytes() for batch in two_calls]
+    assert [batch.record_count for batch in result.batches] == [100, 100, 50]
+    assert lines_of(result.batches[0].decode())[0]["payload"] == {"temp_c": 0.0}
+    [quarantined] = lines_of(result.quarantine)
+    assert quarantined["record"]["record_id"] == "bad"
+    assert [(error.line, error.error_type) for error in result.errors] == [(252, InvalidJsonError)]
+    assert pipeline.stats()[0]["records_in"] == 251
+    assert repr(result) == "EncodeResult(batches=<3 batches>, quarantine=<" + str(len(result.quarantine)) + " bytes>, errors=<1 lines>)"
+    threaded = pipeline.encode_jsonl(data, "gw-1", created_at=1767225600.0, threads=2, codec="msgpack")
+    assert sum(batch.record_count for batch in threaded.batches) == 250

@@ -11,6 +11,13 @@ GIL while the Rust core works::
     result.quarantine   # bytes: the records a stage set aside, with the reason
     result.errors       # list[LineError]: input lines that could not be used
 
+The native layer has every stage of the core, each taking and returning many
+records in one call: ``read_jsonl``/``write_jsonl``/``normalize_jsonl`` (records),
+``Pipeline.from_dict``/``Pipeline.builder()`` (transforms), ``Window`` (windows),
+``Batcher``/``Batch``/``encode_jsonl`` (batches), ``Queue`` (durable, SQLite or
+memory), ``HttpSink``/``MqttSink``/``DirectorySink``/``RetryPolicy``/``Delivery``
+(delivery) and ``Receiver`` (cloud ingestion). See docs/python.md.
+
 Every error edgepipe raises is an EdgepipeError; each kind has its own subclass.
 
 The seed's classes, backed by the same core, are a change of imports away:
@@ -19,25 +26,46 @@ The seed's classes, backed by the same core, are a change of imports away:
 """
 
 from ._edgepipe import (
+    Batch,
+    Batcher,
     ChecksumError,
     ConfigError,
     CorruptDataError,
+    DecodeLimits,
+    Delivery,
+    DirectorySink,
     EdgepipeError,
+    EncodeResult,
+    HttpSink,
     InvalidJsonError,
     IoError,
     LimitExceededError,
     LineError,
     LineTooLongError,
+    MqttSink,
     NonFiniteFloatError,
+    Pending,
     Pipeline,
+    PipelineBuilder,
     ProcessResult,
+    Queue,
+    QueueDrain,
     QueueFullError,
+    Receiver,
     RecordIdError,
+    RetryPolicy,
+    SendError,
     SnapshotError,
     TimestampError,
     UnknownEntryError,
     UnsupportedError,
+    Window,
+    WindowOutput,
     __version__,
+    encode_jsonl,
+    normalize_jsonl,
+    read_jsonl,
+    write_jsonl,
 )
 
 # The drop-in layer's native half (the seed's modules are built on these).
@@ -60,24 +88,41 @@ from ._edgepipe import (
 )
 
 __all__ = [
+    "Batch",
+    "Batcher",
     "ChecksumError",
     "ConfigError",
     "CorruptDataError",
+    "DecodeLimits",
+    "Delivery",
+    "DirectorySink",
     "EdgepipeError",
+    "EncodeResult",
+    "HttpSink",
     "InvalidJsonError",
     "IoError",
     "LimitExceededError",
     "LineError",
     "LineTooLongError",
+    "MqttSink",
     "NonFiniteFloatError",
+    "Pending",
     "Pipeline",
+    "PipelineBuilder",
     "ProcessResult",
+    "Queue",
+    "QueueDrain",
     "QueueFullError",
+    "Receiver",
     "RecordIdError",
+    "RetryPolicy",
+    "SendError",
     "SnapshotError",
     "TimestampError",
     "UnknownEntryError",
     "UnsupportedError",
+    "Window",
+    "WindowOutput",
     "__version__",
     # The drop-in layer's native half.
     "DataRecord",
@@ -95,4 +140,8 @@ __all__ = [
     "seed_encode_batch",
     "seed_record_sizes",
     "validate_schema",
+    "encode_jsonl",
+    "normalize_jsonl",
+    "read_jsonl",
+    "write_jsonl",
 ]

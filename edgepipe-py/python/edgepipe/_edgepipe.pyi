@@ -6,8 +6,61 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from os import PathLike
 from typing import Any, ClassVar, TypedDict, final
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from typing import Any, Optional, TypedDict, Union, final
 
 __version__: str
+
+StrPath = Union[str, PathLike[str]]
+
+class RecordDict(TypedDict):
+    """A record in the seed's `DataRecord.to_dict()` shape (a type only)."""
+
+    record_id: str
+    device_id: str
+    timestamp: str
+    data_type: str
+    payload: dict[str, Any]
+    metadata: dict[str, str]
+
+class NackOutcome(TypedDict):
+    """What `Queue.nack` returns (a type only)."""
+
+    attempts: int
+    dead_lettered: bool
+    retry_at: Optional[float]
+
+class QueueStats(TypedDict):
+    """What `Queue.stats` returns (a type only)."""
+
+    pending: int
+    in_flight: int
+    dead: int
+    bytes: int
+    oldest_created_at: Optional[float]
+    enqueued: int
+    acked: int
+    dropped: int
+    expired: int
+    dead_lettered: int
+    lost: int
+
+class DeliveryMetrics(TypedDict):
+    """What `Delivery.metrics`, `drain` and `stop` return (a type only)."""
+
+    batches_sent: int
+    records_sent: int
+    bytes_sent: int
+    duplicates: int
+    retries: int
+    probes_failed: int
+    dead_lettered: int
+    backlog_batches_sent: int
+    backlog_bytes_sent: int
+    last_failure: Optional[str]
+    send_time: float
+    max_send_time: float
 
 class StageStats(TypedDict):
     """Counters of one stage (a type only: `Pipeline.stats()` returns plain dicts)."""
@@ -33,6 +86,10 @@ class QueueFullError(EdgepipeError): ...
 class UnknownEntryError(EdgepipeError): ...
 class ConfigError(EdgepipeError): ...
 class IoError(EdgepipeError): ...
+
+class SendError(EdgepipeError):
+    retryable: bool
+    retry_after: Optional[float]
 
 @final
 class LineError:
@@ -64,7 +121,24 @@ class Pipeline:
     def from_json(config: str) -> Pipeline: ...
     @staticmethod
     def from_toml(config: str) -> Pipeline: ...
+    @staticmethod
+    def from_dict(config: dict[str, Any]) -> Pipeline: ...
+    @staticmethod
+    def builder() -> PipelineBuilder: ...
     def process_jsonl(self, data: bytes) -> ProcessResult: ...
+    def encode_jsonl(
+        self,
+        data: bytes,
+        source_id: str,
+        *,
+        codec: str = "json",
+        compression: str = "gzip",
+        level: Optional[int] = None,
+        max_records: int = 100,
+        max_bytes: int = 1048576,
+        created_at: Optional[float] = None,
+        threads: int = 1,
+    ) -> EncodeResult: ...
     def stats(self) -> list[StageStats]: ...
     def __len__(self) -> int: ...
 
@@ -180,3 +254,379 @@ class SeedSink:
         record_count: int,
         created_at_ns: int,
     ) -> tuple[bool, str, bool]: ...
+@final
+class EncodeResult:
+    """What `Pipeline.encode_jsonl` returns."""
+
+    @property
+    def batches(self) -> list[Batch]: ...
+    @property
+    def quarantine(self) -> bytes: ...
+    @property
+    def errors(self) -> list[LineError]: ...
+
+@final
+class PipelineBuilder:
+    """Builds a Pipeline one transform at a time; `build()` checks the config."""
+
+    def add(self, type: str, **params: Any) -> PipelineBuilder: ...
+    def add_metadata(self, metadata: dict[str, str]) -> PipelineBuilder: ...
+    def filter_fields(self, fields: Iterable[str]) -> PipelineBuilder: ...
+    def rename_fields(self, mapping: dict[str, str]) -> PipelineBuilder: ...
+    def mask_sensitive_fields(
+        self, fields: Iterable[str], mask: Optional[str] = None
+    ) -> PipelineBuilder: ...
+    def validate_schema(
+        self, fields: dict[str, Any], on_invalid: Optional[str] = None
+    ) -> PipelineBuilder: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def build(self) -> Pipeline: ...
+    def __len__(self) -> int: ...
+
+def read_jsonl(data: bytes) -> list[RecordDict]: ...
+def write_jsonl(records: Iterable[Mapping[str, Any]]) -> bytes: ...
+def normalize_jsonl(data: bytes) -> ProcessResult: ...
+
+@final
+class WindowOutput:
+    """What a Window call produced, each output as JSON Lines."""
+
+    @property
+    def aggregates(self) -> bytes: ...
+    @property
+    def late(self) -> bytes: ...
+    @property
+    def rejected(self) -> bytes: ...
+    @property
+    def errors(self) -> list[LineError]: ...
+
+@final
+class Window:
+    """Keyed windows over event time: readings in, aggregate records out."""
+
+    @staticmethod
+    def from_json(config: str) -> Window: ...
+    @staticmethod
+    def from_toml(config: str) -> Window: ...
+    @staticmethod
+    def from_dict(config: dict[str, Any]) -> Window: ...
+    @staticmethod
+    def restore(snapshot: bytes) -> Window: ...
+    def push_jsonl(self, data: bytes) -> WindowOutput: ...
+    def push(self, records: Iterable[Mapping[str, Any]]) -> WindowOutput: ...
+    def advance(self, now: Optional[float] = None) -> WindowOutput: ...
+    def flush(self) -> WindowOutput: ...
+    def snapshot(self) -> bytes: ...
+    @property
+    def stream_time(self) -> Optional[float]: ...
+    def stats(self) -> dict[str, int]: ...
+
+@final
+class DecodeLimits:
+    """Bounds applied when a batch is read back."""
+
+    def __init__(
+        self,
+        *,
+        max_compressed_bytes: Optional[int] = None,
+        max_decompressed_bytes: Optional[int] = None,
+        max_records: Optional[int] = None,
+        max_depth: Optional[int] = None,
+    ) -> None: ...
+    @property
+    def max_compressed_bytes(self) -> int: ...
+    @property
+    def max_decompressed_bytes(self) -> int: ...
+    @property
+    def max_records(self) -> int: ...
+    @property
+    def max_depth(self) -> int: ...
+
+@final
+class Batch:
+    """An envelope and its payload: the encoded, compressed, checksummed records."""
+
+    @staticmethod
+    def from_bytes(data: bytes, *, limits: Optional[DecodeLimits] = None) -> Batch: ...
+    def to_bytes(self) -> bytes: ...
+    def verify(self) -> None: ...
+    def decode(self, *, limits: Optional[DecodeLimits] = None) -> bytes: ...
+    def records(self, *, limits: Optional[DecodeLimits] = None) -> list[RecordDict]: ...
+    @property
+    def batch_id(self) -> str: ...
+    @property
+    def source_id(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def record_count(self) -> int: ...
+    @property
+    def sequence(self) -> Optional[tuple[int, int, int]]: ...
+    @property
+    def codec(self) -> str: ...
+    @property
+    def compression(self) -> str: ...
+    @property
+    def checksum(self) -> str: ...
+    @property
+    def compressed_size(self) -> int: ...
+    @property
+    def original_size(self) -> int: ...
+    @property
+    def oversize(self) -> bool: ...
+    @property
+    def payload(self) -> bytes: ...
+    def __len__(self) -> int: ...
+
+@final
+class Batcher:
+    """Groups one source's records into batches by count, bytes and age."""
+
+    def __init__(
+        self,
+        source_id: str,
+        *,
+        codec: str = "json",
+        compression: str = "gzip",
+        level: Optional[int] = None,
+        max_records: int = 100,
+        max_bytes: int = 1048576,
+        max_age: Optional[float] = 10.0,
+    ) -> None: ...
+    def push_jsonl(self, data: bytes, now: Optional[float] = None) -> list[Batch]: ...
+    def push(
+        self, records: Iterable[Mapping[str, Any]], now: Optional[float] = None
+    ) -> list[Batch]: ...
+    def poll(self, now: Optional[float] = None) -> list[Batch]: ...
+    def flush(self, now: Optional[float] = None) -> list[Batch]: ...
+    @property
+    def open_records(self) -> int: ...
+
+def encode_jsonl(
+    data: bytes,
+    source_id: str,
+    *,
+    codec: str = "json",
+    compression: str = "gzip",
+    level: Optional[int] = None,
+    max_records: int = 100,
+    max_bytes: int = 1048576,
+    created_at: Optional[float] = None,
+    threads: int = 1,
+) -> list[Batch]: ...
+
+@final
+class Pending:
+    """An entry handed out by `Queue.take` (or listed by `dead_letters`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def source_id(self) -> str: ...
+    @property
+    def batch_id(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def payload(self) -> bytes: ...
+    def batch(self, *, limits: Optional[DecodeLimits] = None) -> Batch: ...
+
+@final
+class QueueDrain:
+    """What `Queue.drain()` returns: each ready entry, taken one at a time."""
+
+    def __iter__(self) -> QueueDrain: ...
+    def __next__(self) -> Pending: ...
+
+@final
+class Queue:
+    """A store-and-forward queue of batches (durable log, SQLite or memory)."""
+
+    @staticmethod
+    def durable(
+        path: StrPath,
+        *,
+        max_bytes: int = 268435456,
+        full_policy: str = "reject",
+        max_attempts: int = 10,
+        ttl: Optional[float] = None,
+        sync: str = "synced",
+        segment_bytes: int = 8388608,
+    ) -> Queue: ...
+    @staticmethod
+    def sqlite(
+        path: StrPath,
+        *,
+        max_bytes: int = 268435456,
+        full_policy: str = "reject",
+        max_attempts: int = 10,
+        ttl: Optional[float] = None,
+    ) -> Queue: ...
+    @staticmethod
+    def memory(
+        *,
+        max_bytes: int = 268435456,
+        full_policy: str = "reject",
+        max_attempts: int = 10,
+        ttl: Optional[float] = None,
+    ) -> Queue: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def enqueue(self, batch: Batch) -> int: ...
+    def enqueue_all(self, batches: Iterable[Batch]) -> list[int]: ...
+    def take(self, max: int = 100, now: Optional[float] = None) -> list[Pending]: ...
+    def ack(self, id: int) -> None: ...
+    def nack(self, id: int, retry_at: Optional[float] = None) -> NackOutcome: ...
+    def release(self, id: int) -> None: ...
+    def dead_letter(self, id: int) -> int: ...
+    def dead_letters(self, max: int = 100) -> list[Pending]: ...
+    def purge_dead_letters(self) -> int: ...
+    def expire(self, now: Optional[float] = None) -> int: ...
+    def drain(self, now: Optional[float] = None) -> QueueDrain: ...
+    def stats(self) -> QueueStats: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Queue: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+    def __len__(self) -> int: ...
+
+@final
+class HttpSink:
+    """Sends batches to `POST {endpoint}/api/ingest` (the seed's protocol)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        *,
+        request_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        hmac_key: Optional[bytes] = None,
+        ca_certificates_pem: Optional[bytes] = None,
+        seed_compatible: bool = False,
+    ) -> None: ...
+    def send(self, batch: Batch) -> str: ...
+    def describe(self) -> str: ...
+
+@final
+class MqttSink:
+    """Publishes each batch to an MQTT broker at QoS 1."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        topic: Optional[str] = None,
+        keep_alive: float = 30.0,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        clean_session: bool = False,
+        tls: bool = False,
+        ca_certificates_pem: Optional[bytes] = None,
+        request_timeout: float = 30.0,
+        max_packet_bytes: int = 16777216,
+    ) -> None: ...
+    def send(self, batch: Batch) -> str: ...
+    def describe(self) -> str: ...
+
+@final
+class DirectorySink:
+    """Writes one file per batch under a directory, atomically."""
+
+    def __init__(self, root: StrPath) -> None: ...
+    def send(self, batch: Batch) -> str: ...
+    def describe(self) -> str: ...
+
+@final
+class RetryPolicy:
+    """Exponential backoff with full jitter between attempts of one batch."""
+
+    def __init__(self, *, base_delay: float = 1.0, max_delay: float = 300.0) -> None: ...
+    @property
+    def base_delay(self) -> float: ...
+    @property
+    def max_delay(self) -> float: ...
+    def ceiling(self, attempts: int) -> float: ...
+    def delay(
+        self, attempts: int, retry_after: Optional[float] = None, seed: Optional[int] = None
+    ) -> float: ...
+
+Sink = Union[HttpSink, MqttSink, DirectorySink]
+
+@final
+class Delivery:
+    """The delivery loop from a Queue into a sink, stepped or on its own thread."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        sink: Sink,
+        *,
+        retry: Optional[RetryPolicy] = None,
+        breaker_open_after: int = 5,
+        breaker_revive_after: float = 30.0,
+        idle_wait: float = 1.0,
+        backlog_after: float = 60.0,
+        backlog_bytes_per_second: Optional[int] = None,
+        replay_order: str = "live_first",
+        limits: Optional[DecodeLimits] = None,
+        seed: Optional[int] = None,
+    ) -> None: ...
+    def step(self, now: Optional[float] = None) -> dict[str, Any]: ...
+    def drain(self, now: Optional[float] = None) -> DeliveryMetrics: ...
+    def start(self) -> None: ...
+    def notify(self) -> None: ...
+    def stop(self) -> DeliveryMetrics: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def failure(self) -> Optional[str]: ...
+    def metrics(self) -> DeliveryMetrics: ...
+    def __enter__(self) -> Delivery: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class Receiver:
+    """The ingest receiver: one `POST /api/ingest` per `receive` call."""
+
+    def __init__(
+        self,
+        dir: StrPath,
+        api_keys: list[str],
+        *,
+        hmac_key: Optional[bytes] = None,
+        require_signature: bool = False,
+        limits: Optional[DecodeLimits] = None,
+        retry_after_seconds: int = 5,
+        batch_id_retention: int = 604800,
+        max_batch_ids: int = 1000000,
+    ) -> None: ...
+    @staticmethod
+    def in_memory(
+        api_keys: list[str],
+        *,
+        hmac_key: Optional[bytes] = None,
+        require_signature: bool = False,
+        limits: Optional[DecodeLimits] = None,
+        retry_after_seconds: int = 5,
+        batch_id_retention: int = 604800,
+        max_batch_ids: int = 1000000,
+    ) -> Receiver: ...
+    def receive(
+        self, headers: Union[Mapping[str, str], Iterable[tuple[str, str]]], body: bytes
+    ) -> tuple[int, str]: ...
+    @property
+    def retry_after_seconds(self) -> int: ...
+    def metrics(self) -> dict[str, Any]: ...
+    def prometheus(self) -> str: ...
+    def records(self) -> list[RecordDict]: ...
+    def quarantined(self) -> list[dict[str, str]]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Receiver: ...
+    def __exit__(self, *_exc: object) -> bool: ...
