@@ -37,6 +37,10 @@ pub enum edgepipe_status {
     /// An ack or nack named a queue entry that is not held (already acked, dropped,
     /// expired or dead-lettered).
     UnknownEntry = 104,
+    /// A handle argument that is not live: freed already (a double free or a use
+    /// after free), of another type, or not made by edgepipe. Nothing was read
+    /// through it.
+    InvalidHandle = 105,
 
     /// A record could not be read from JSON.
     InvalidJson = 200,

@@ -40,11 +40,18 @@
 
 // Private: the C symbols are exported by `#[unsafe(no_mangle)]` whatever the module's
 // visibility, and the rlib offers no Rust API built on the C pointer contract.
+mod batch;
 mod buffer;
+mod callback_queue;
+#[cfg(feature = "delivery")]
+mod delivery;
 mod error;
 mod ffi;
 mod panic;
 mod pipeline;
+mod queue;
+mod record;
+mod window;
 
 use std::ffi::{CStr, c_char};
 

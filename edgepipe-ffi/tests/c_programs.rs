@@ -118,16 +118,81 @@ fn check_program(
 
     let expected = std::fs::read_to_string(source.with_extension("stdout"))
         .map_err(|error| format!("reading {name}.stdout: {error}"))?;
-    check_run(&expected, Command::new(&program).output(), "")?;
+    // Each run gets a fresh scratch directory (queues, batch files) in EDGEPIPE_TEST_DIR.
+    let work = out_dir.join(format!("{name}.work"));
+    let mut plain = Command::new(&program);
+    check_run(&expected, run_in(&work, &mut plain), "")?;
+    after_run(name, &work)?;
     if valgrind {
-        check_run(
-            &expected,
-            Command::new("valgrind")
-                .args(["--error-exitcode=1", "--leak-check=full", "--quiet"])
-                .arg(&program)
-                .output(),
-            " under valgrind",
-        )?;
+        let mut memcheck = Command::new("valgrind");
+        memcheck
+            .args([
+                "--error-exitcode=1",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect,possible",
+                "--quiet",
+            ])
+            .arg(&program);
+        check_run(&expected, run_in(&work, &mut memcheck), " under valgrind")?;
+        after_run(name, &work)?;
+    }
+    Ok(())
+}
+
+fn run_in(work: &Path, command: &mut Command) -> std::io::Result<Output> {
+    if work.exists() {
+        std::fs::remove_dir_all(work)?;
+    }
+    std::fs::create_dir_all(work)?;
+    command.env("EDGEPIPE_TEST_DIR", work).output()
+}
+
+/// Checks made in Rust on what a C program left behind.
+fn after_run(name: &str, work: &Path) -> Result<(), String> {
+    match name {
+        "records_and_batches" => batches_decode_in_rust(work),
+        _ => Ok(()),
+    }
+}
+
+/// Every batch the C program encoded (each codec × compression) decodes in Rust
+/// to the records the C program built, field for field.
+fn batches_decode_in_rust(work: &Path) -> Result<(), String> {
+    use edgepipe_core::DataRecord;
+    use edgepipe_core::batch::{Batch, DecodeLimits};
+
+    let jsonl = std::fs::read_to_string(work.join("records.jsonl"))
+        .map_err(|error| format!("records.jsonl: {error}"))?;
+    let expected: Vec<DataRecord> = jsonl
+        .lines()
+        .map(|line| DataRecord::from_json(line).map_err(|error| error.to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(work)
+        .map_err(|error| error.to_string())?
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "bin"))
+        .collect();
+    files.sort();
+    let expected_files = 5 * 4 * 2;
+    if files.len() != expected_files {
+        return Err(format!(
+            "expected {expected_files} batch files, found {files:?}"
+        ));
+    }
+    for pair in files.chunks(2) {
+        let mut decoded = Vec::new();
+        for path in pair {
+            let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+            let batch = Batch::from_bytes(&bytes, &DecodeLimits::default())
+                .and_then(|batch| batch.decode(&DecodeLimits::default()))
+                .map_err(|error| format!("{}: {error}", path.display()))?;
+            decoded.extend(batch);
+        }
+        if decoded != expected {
+            return Err(format!(
+                "{pair:?} decode in Rust to\n{decoded:#?}\ninstead of\n{expected:#?}"
+            ));
+        }
     }
     Ok(())
 }
