@@ -3,26 +3,14 @@
 //! checked: exit code 0 and stdout equal to `tests/c/NAME.stdout`. Then it runs
 //! again under valgrind, which must find no error and no leak.
 //!
-//! valgrind missing is a skip with a note, unless `EDGEPIPE_REQUIRE_VALGRIND=1`
-//! (set by `scripts/test-all`), which makes it a failure.
+//! gcc and valgrind missing are failures that say what to install, never a skip.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// What `cargo rustc -p edgepipe-ffi --lib --crate-type staticlib -- --print
-/// native-static-libs` prints; documented in the header and the crate docs. Linking
-/// with exactly this list is the test that it is enough.
-const NATIVE_STATIC_LIBS: &[&str] = &[
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-    "-lc",
-];
-
-const CFLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+use common::{CFLAGS, NATIVE_STATIC_LIBS, c_compiler, feature_cflags, static_library, text};
 
 /// The list above is what rustc asks for on this toolchain. The standard library is
 /// where it comes from (edgepipe's dependencies are pure Rust), so an empty staticlib
@@ -99,9 +87,10 @@ fn check_program(
 ) -> Result<(), String> {
     let name = source.file_stem().unwrap().to_str().unwrap();
     let program = out_dir.join(name);
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "gcc".to_owned());
+    let compiler = c_compiler();
     let compile = Command::new(&compiler)
         .args(CFLAGS)
+        .args(feature_cflags())
         .arg("-I")
         .arg(crate_dir.join("include"))
         .arg(source)
@@ -210,39 +199,11 @@ fn check_run(expected: &str, run: std::io::Result<Output>, how: &str) -> Result<
     Ok(())
 }
 
-/// The `libedgepipe.a` of this very build.
-///
-/// Cargo compiles the library once with all its crate types (`staticlib`, `cdylib`,
-/// `rlib`) as the dependency of this test, and leaves the archive beside the test
-/// binary in `target/<profile>/deps/`; only `cargo build` copies it up to
-/// `target/<profile>/`, where it may be stale. So the one next to us is current.
-fn static_library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let library = deps.join("libedgepipe.a");
-    assert!(
-        library.is_file(),
-        "{} is missing: cargo should have built the staticlib crate type beside this test",
-        library.display()
-    );
-    library
-}
-
 fn valgrind() -> bool {
-    let found = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("EDGEPIPE_REQUIRE_VALGRIND").is_none_or(|value| value != "1"),
-            "valgrind is required (EDGEPIPE_REQUIRE_VALGRIND=1) but was not found"
-        );
-        eprintln!("note: valgrind not found; the C programs run without it");
-    }
-    found
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::require(
+        "valgrind",
+        "--version",
+        "valgrind (apt-get install valgrind)",
+    );
+    true
 }
