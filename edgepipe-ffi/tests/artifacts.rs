@@ -193,3 +193,41 @@ fn no_global_constructors_but_the_standard_librarys() {
         "objects with global constructors besides the standard library's: {foreign:?}"
     );
 }
+
+/// Every C block of `docs/c.md` is an excerpt (indentation aside) of a C file the
+/// tests compile, so the guide's code cannot drift from code that builds.
+#[test]
+fn c_guide_code_blocks_come_from_compiled_files() {
+    let root = crate_dir().join("..");
+    let guide = std::fs::read_to_string(root.join("docs/c.md")).unwrap();
+    let mut sources = vec![std::fs::read_to_string(root.join("examples/c/sensor_loop.c")).unwrap()];
+    for entry in std::fs::read_dir(crate_dir().join("tests/c")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|extension| extension == "c") {
+            sources.push(std::fs::read_to_string(path).unwrap());
+        }
+    }
+    let trimmed =
+        |text: &str| -> Vec<String> { text.lines().map(|line| line.trim().to_owned()).collect() };
+    let sources: Vec<Vec<String>> = sources.iter().map(|source| trimmed(source)).collect();
+
+    let mut blocks = 0;
+    let mut rest = guide.as_str();
+    while let Some(start) = rest.find("```c\n") {
+        let body = &rest[start + 5..];
+        let end = body
+            .find("```")
+            .expect("an unclosed ```c block in docs/c.md");
+        let block = trimmed(&body[..end]);
+        assert!(
+            sources
+                .iter()
+                .any(|source| source.windows(block.len()).any(|window| window == block)),
+            "this block of docs/c.md is in no compiled C file:\n{}",
+            block.join("\n")
+        );
+        blocks += 1;
+        rest = &body[end + 3..];
+    }
+    assert!(blocks >= 4, "expected the guide's C blocks, found {blocks}");
+}
