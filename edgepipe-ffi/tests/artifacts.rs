@@ -231,3 +231,45 @@ fn c_guide_code_blocks_come_from_compiled_files() {
     }
     assert!(blocks >= 4, "expected the guide's C blocks, found {blocks}");
 }
+
+/// The default C library (no `delivery`) pulls in no async runtime, no HTTP or
+/// MQTT client and no TLS stack: firmware owns its network.
+#[test]
+fn default_library_has_no_runtime_network_or_tls_dependency() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let tree = run_ok(
+        Command::new(&cargo)
+            .current_dir(crate_dir())
+            .args([
+                "tree",
+                "-p",
+                "edgepipe-ffi",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+            ])
+            .args(["--format", "{p}", "--offline", "--locked"]),
+        "cargo tree -p edgepipe-ffi -e normal",
+    );
+    let crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert!(crates.contains(&"edgepipe-core"), "{tree}");
+    for forbidden in [
+        "tokio",
+        "hyper",
+        "ureq",
+        "rumqttc",
+        "rustls",
+        "ring",
+        "aws-lc-rs",
+        "openssl",
+    ] {
+        assert!(
+            !crates.contains(&forbidden),
+            "the default edgepipe-ffi depends on {forbidden}:\n{tree}"
+        );
+    }
+}
