@@ -1,6 +1,7 @@
 //! Every `tests/c/NAME.c` is compiled strictly against `include/edgepipe.h` and the
 //! static library, linked with exactly the documented native libraries, run, and
-//! checked: exit code 0 and stdout equal to `tests/c/NAME.stdout`. Then it runs
+//! checked: exit code 0 and stdout equal to `tests/c/NAME.stdout` (or, in a build
+//! with the `delivery` feature, `NAME.delivery.stdout` when there is one). Then it runs
 //! again under valgrind, which must find no error and no leak.
 //!
 //! gcc and valgrind missing are failures that say what to install, never a skip.
@@ -105,8 +106,15 @@ fn check_program(
         return Err(format!("compiling failed:\n{}", text(&compile.stderr)));
     }
 
-    let expected = std::fs::read_to_string(source.with_extension("stdout"))
-        .map_err(|error| format!("reading {name}.stdout: {error}"))?;
+    // A build with the delivery worker may expect more: NAME.delivery.stdout.
+    let with_delivery = source.with_extension("delivery.stdout");
+    let expected_path = if cfg!(feature = "delivery") && with_delivery.is_file() {
+        with_delivery
+    } else {
+        source.with_extension("stdout")
+    };
+    let expected = std::fs::read_to_string(&expected_path)
+        .map_err(|error| format!("reading {}: {error}", expected_path.display()))?;
     // Each run gets a fresh scratch directory (queues, batch files) in EDGEPIPE_TEST_DIR.
     let work = out_dir.join(format!("{name}.work"));
     let mut plain = Command::new(&program);

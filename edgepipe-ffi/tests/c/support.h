@@ -9,7 +9,7 @@
 
 #include "edgepipe.h"
 
-static void support_fail(const char *what, int status, const char *file, int line) {
+static inline void support_fail(const char *what, int status, const char *file, int line) {
     char message[512];
     size_t written = 0;
     edgepipe_error_message(message, sizeof message, &written);
