@@ -6,7 +6,13 @@
  * _new_* and released by _free (which accepts NULL); fallible calls return an
  * edgepipe_status (0 = EDGEPIPE_STATUS_OK) and keep a message for the calling
  * thread, copied out by edgepipe_error_message; outputs come last and are written
- * only on success; buffers always travel with their length.
+ * only on success; buffers always travel with their length. Handles are checked
+ * while live: a freed, foreign or unknown handle is EDGEPIPE_STATUS_INVALID_HANDLE.
+ * Output goes into the caller's buffer (buf, len, *out_len; with
+ * EDGEPIPE_STATUS_BUFFER_TOO_SMALL, *out_len is the size needed) or into an
+ * edgepipe_buffer. The delivery worker (edgepipe_delivery_*) is declared when
+ * EDGEPIPE_DELIVERY is defined, for a library built with `--features delivery`.
+ * The guide is docs/c.md.
  *
  * Link: libedgepipe.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
  */

@@ -273,3 +273,41 @@ fn default_library_has_no_runtime_network_or_tls_dependency() {
         );
     }
 }
+
+/// The shared library of this build exports the same C API: a program linked
+/// against `libedgepipe.so` alone (no native-libs list needed) runs.
+#[test]
+fn shared_library_links_and_runs() {
+    let compiler = c_compiler();
+    let library = static_library().with_file_name("libedgepipe.so");
+    assert!(library.is_file(), "{} is missing", library.display());
+    let dir = scratch("shared_library");
+    let source = dir.join("app.c");
+    std::fs::write(
+        &source,
+        "#include <string.h>\n#include \"edgepipe.h\"\n\
+         int main(void) {\n\
+             edgepipe_batcher *batcher = NULL;\n\
+             if (edgepipe_batcher_new(\"s\", 1, NULL, &batcher) != EDGEPIPE_STATUS_OK) return 1;\n\
+             edgepipe_batcher_free(batcher);\n\
+             return strcmp(edgepipe_version(), EDGEPIPE_VERSION) != 0;\n\
+         }\n",
+    )
+    .unwrap();
+    let program = dir.join("app");
+    run_ok(
+        Command::new(&compiler)
+            .args(CFLAGS)
+            .arg("-I")
+            .arg(crate_dir().join("include"))
+            .arg(&source)
+            .arg(&library)
+            .arg("-o")
+            .arg(&program),
+        "linking against libedgepipe.so",
+    );
+    run_ok(
+        Command::new(&program).env("LD_LIBRARY_PATH", library.parent().unwrap()),
+        "the program linked against libedgepipe.so",
+    );
+}
