@@ -194,42 +194,41 @@ fn no_global_constructors_but_the_standard_librarys() {
     );
 }
 
-/// Every C block of `docs/c.md` is an excerpt (indentation aside) of a C file the
-/// tests compile, so the guide's code cannot drift from code that builds.
+/// Every C block of `docs/c.md` and `docs/quickstart.md` is an excerpt
+/// (indentation aside) of the compiled C file its fence names (```` ```c PATH ````),
+/// so the guides' code cannot drift from code that builds.
 #[test]
 fn c_guide_code_blocks_come_from_compiled_files() {
     let root = crate_dir().join("..");
-    let guide = std::fs::read_to_string(root.join("docs/c.md")).unwrap();
-    let mut sources = vec![std::fs::read_to_string(root.join("examples/c/sensor_loop.c")).unwrap()];
-    for entry in std::fs::read_dir(crate_dir().join("tests/c")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|extension| extension == "c") {
-            sources.push(std::fs::read_to_string(path).unwrap());
-        }
-    }
     let trimmed =
         |text: &str| -> Vec<String> { text.lines().map(|line| line.trim().to_owned()).collect() };
-    let sources: Vec<Vec<String>> = sources.iter().map(|source| trimmed(source)).collect();
-
     let mut blocks = 0;
-    let mut rest = guide.as_str();
-    while let Some(start) = rest.find("```c\n") {
-        let body = &rest[start + 5..];
-        let end = body
-            .find("```")
-            .expect("an unclosed ```c block in docs/c.md");
-        let block = trimmed(&body[..end]);
-        assert!(
-            sources
-                .iter()
-                .any(|source| source.windows(block.len()).any(|window| window == block)),
-            "this block of docs/c.md is in no compiled C file:\n{}",
-            block.join("\n")
-        );
-        blocks += 1;
-        rest = &body[end + 3..];
+    for guide in ["docs/c.md", "docs/quickstart.md"] {
+        let text = std::fs::read_to_string(root.join(guide)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("```c") {
+            let after = &rest[start + 4..];
+            let (fence, body) = after.split_once('\n').expect("a ```c fence ends its line");
+            let end = body.find("```").expect("an unclosed ```c block");
+            let path = fence.trim();
+            assert!(
+                path.ends_with(".c"),
+                "a ```c block of {guide} names no source file: ```c{fence}"
+            );
+            let source = std::fs::read_to_string(root.join(path))
+                .unwrap_or_else(|error| panic!("{guide} names {path}: {error}"));
+            let source = trimmed(&source);
+            let block = trimmed(&body[..end]);
+            assert!(
+                source.windows(block.len()).any(|window| window == block),
+                "this block of {guide} is not in {path}:\n{}",
+                block.join("\n")
+            );
+            blocks += 1;
+            rest = &body[end + 3..];
+        }
     }
-    assert!(blocks >= 4, "expected the guide's C blocks, found {blocks}");
+    assert!(blocks >= 5, "expected the guides' C blocks, found {blocks}");
 }
 
 /// The default C library (no `delivery`) pulls in no async runtime, no HTTP or
