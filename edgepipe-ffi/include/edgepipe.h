@@ -74,6 +74,11 @@ typedef enum edgepipe_status {
    */
   EDGEPIPE_STATUS_INVALID_HANDLE = 105,
   /**
+   * A wait ended before what it waited for happened (its time ran out, or what
+   * would make it happen has stopped).
+   */
+  EDGEPIPE_STATUS_TIMED_OUT = 106,
+  /**
    * A record could not be read from JSON.
    */
   EDGEPIPE_STATUS_INVALID_JSON = 200,
@@ -1197,6 +1202,25 @@ enum edgepipe_status edgepipe_delivery_metrics(const struct edgepipe_delivery *d
  */
 enum edgepipe_status edgepipe_delivery_metrics_json(const struct edgepipe_delivery *delivery,
                                                     struct edgepipe_buffer **out);
+#endif
+
+#if defined(EDGEPIPE_DELIVERY)
+/**
+ * Waits until every counter of the worker is at least the one in `*at_least`
+ * (`batches_sent`, `records_sent`, `bytes_sent`, `duplicates`, `retries`,
+ * `probes_failed`, `dead_lettered`; the times and `running` are not compared),
+ * for at most `timeout_millis`, and stores the counters in `*out`.
+ *
+ * Woken each time the worker publishes its counters: no polling. A shutdown that
+ * must not stop before its readings are confirmed waits for `records_sent`.
+ * `EDGEPIPE_STATUS_TIMED_OUT` when the time runs out or the worker is stopped
+ * first, `EDGEPIPE_STATUS_IO` when a queue error stopped it (with the message);
+ * `*out` is written only on success.
+ */
+enum edgepipe_status edgepipe_delivery_wait(const struct edgepipe_delivery *delivery,
+                                            const struct edgepipe_delivery_counters *at_least,
+                                            uint64_t timeout_millis,
+                                            struct edgepipe_delivery_counters *out);
 #endif
 
 #if defined(EDGEPIPE_DELIVERY)

@@ -310,6 +310,67 @@ pub extern "C" fn edgepipe_delivery_metrics_json(
     })
 }
 
+/// Waits until every counter of the worker is at least the one in `*at_least`
+/// (`batches_sent`, `records_sent`, `bytes_sent`, `duplicates`, `retries`,
+/// `probes_failed`, `dead_lettered`; the times and `running` are not compared),
+/// for at most `timeout_millis`, and stores the counters in `*out`.
+///
+/// Woken each time the worker publishes its counters: no polling. A shutdown that
+/// must not stop before its readings are confirmed waits for `records_sent`.
+/// `EDGEPIPE_STATUS_TIMED_OUT` when the time runs out or the worker is stopped
+/// first, `EDGEPIPE_STATUS_IO` when a queue error stopped it (with the message);
+/// `*out` is written only on success.
+#[unsafe(no_mangle)]
+pub extern "C" fn edgepipe_delivery_wait(
+    delivery: *const edgepipe_delivery,
+    at_least: *const edgepipe_delivery_counters,
+    timeout_millis: u64,
+    out: *mut edgepipe_delivery_counters,
+) -> edgepipe_status {
+    panic::status(|| {
+        let delivery = ffi::try_ref(delivery, "delivery")?;
+        let at_least = *ffi::try_input(at_least, "at_least")?;
+        let out = Out::new(out, "out")?;
+        let reached = |metrics: &DeliveryMetrics| {
+            let now = metrics_struct(metrics, true);
+            now.batches_sent >= at_least.batches_sent
+                && now.records_sent >= at_least.records_sent
+                && now.bytes_sent >= at_least.bytes_sent
+                && now.duplicates >= at_least.duplicates
+                && now.retries >= at_least.retries
+                && now.probes_failed >= at_least.probes_failed
+                && now.dead_lettered >= at_least.dead_lettered
+        };
+        let metrics = match &delivery.worker {
+            Some(worker) => worker.wait_for(Duration::from_millis(timeout_millis), |metrics| {
+                reached(metrics)
+            }),
+            None => delivery.stopped.clone().unwrap_or_default(),
+        };
+        if reached(&metrics) {
+            let running = delivery
+                .worker
+                .as_ref()
+                .is_some_and(|worker| worker.failure().is_none());
+            out.write(metrics_struct(&metrics, running));
+            return Ok(());
+        }
+        if let Some(failure) = delivery.worker.as_ref().and_then(DeliveryWorker::failure) {
+            return Err(Failure::new(
+                edgepipe_status::Io,
+                format!("the delivery worker stopped on a queue error: {failure}"),
+            ));
+        }
+        Err(Failure::new(
+            edgepipe_status::TimedOut,
+            match &delivery.worker {
+                Some(_) => format!("the counters did not get there within {timeout_millis} ms"),
+                None => "the delivery worker is stopped".to_owned(),
+            },
+        ))
+    })
+}
+
 /// Stops the worker after the send in progress (what was not sent stays queued)
 /// and waits for its thread. Stopping a stopped worker does nothing. The handle
 /// still needs `edgepipe_delivery_free`; its metrics stay readable.

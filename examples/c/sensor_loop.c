@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
-#include <time.h>
 
 #include "edgepipe.h"
 
@@ -292,16 +290,11 @@ int main(int argc, char **argv) {
         CHECK(edgepipe_delivery_start_http(queue, argv[2], strlen(argv[2]), argv[3],
                                            strlen(argv[3]), &options, &delivery));
         CHECK(edgepipe_delivery_notify(delivery));
-        /* The worker runs on its own thread: look at its counters until every
-         * record is confirmed, giving up after a minute. */
+        /* The worker runs on its own thread: wait until it has confirmed every
+         * record (woken as its counters move), for at most a minute. */
+        edgepipe_delivery_counters all = {.records_sent = kept};
         edgepipe_delivery_counters sent;
-        for (int look = 0; look < 6000; look++) {
-            CHECK(edgepipe_delivery_metrics(delivery, &sent));
-            if (sent.records_sent >= kept || !sent.running) {
-                break;
-            }
-            thrd_sleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-        }
+        CHECK(edgepipe_delivery_wait(delivery, &all, 60 * 1000, &sent));
         CHECK(edgepipe_delivery_stop(delivery));
         CHECK(edgepipe_delivery_metrics(delivery, &sent));
         edgepipe_delivery_free(delivery);

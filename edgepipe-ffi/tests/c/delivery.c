@@ -4,8 +4,6 @@
  * metrics as a struct and as JSON, a use after free. Without the feature the
  * header declares none of it, which this program shows too. */
 #include <inttypes.h>
-#include <threads.h>
-#include <time.h>
 
 #include "support.h"
 
@@ -89,17 +87,18 @@ int main(void) {
     CHECK(edgepipe_delivery_start_http(queue, STR("http://127.0.0.1:1"), STR("k"), &options,
                                        &delivery));
     CHECK(edgepipe_delivery_notify(delivery));
-    for (int look = 0; look < 3000; look++) {
-        CHECK(edgepipe_delivery_metrics(delivery, &counters));
-        if (counters.retries + counters.probes_failed >= 1) {
-            break;
-        }
-        thrd_sleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-    }
-    EXPECT(counters.running && counters.batches_sent == 0);
-    EXPECT(counters.retries + counters.probes_failed >= 1);
+    edgepipe_delivery_counters one_retry = {.retries = 1};
+    IS(EDGEPIPE_STATUS_NULL_ARGUMENT, edgepipe_delivery_wait(NULL, &one_retry, 1, &counters));
+    IS(EDGEPIPE_STATUS_NULL_ARGUMENT, edgepipe_delivery_wait(delivery, NULL, 1, &counters));
+    IS(EDGEPIPE_STATUS_NULL_ARGUMENT, edgepipe_delivery_wait(delivery, &one_retry, 1, NULL));
+    CHECK(edgepipe_delivery_wait(delivery, &one_retry, 60 * 1000, &counters));
+    EXPECT(counters.running && counters.batches_sent == 0 && counters.retries >= 1);
+    edgepipe_delivery_counters one_sent = {.batches_sent = 1};
+    IS(EDGEPIPE_STATUS_TIMED_OUT, edgepipe_delivery_wait(delivery, &one_sent, 1, &counters));
+    printf("wait: for a retry OK, for a send TIMED_OUT\n");
     CHECK(edgepipe_delivery_stop(delivery));
     CHECK(edgepipe_delivery_stop(delivery));
+    IS(EDGEPIPE_STATUS_TIMED_OUT, edgepipe_delivery_wait(delivery, &one_sent, 1, &counters));
     CHECK(edgepipe_delivery_metrics(delivery, &counters));
     EXPECT(!counters.running);
     CHECK(edgepipe_delivery_metrics_json(delivery, &json));
