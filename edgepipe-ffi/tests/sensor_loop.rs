@@ -147,3 +147,116 @@ fn sensor_loop_delivers_to_the_ingest_server() {
         check_records(DataLakeStore::read_all(&cloud.join("lake")).unwrap());
     }
 }
+
+/// Mosquitto on loopback (`apt-get install mosquitto mosquitto-clients`): a
+/// persistent subscriber registers first, so the batches the example publishes
+/// while it is away wait for it at QoS 1 and no subscription can race the publish.
+#[cfg(feature = "delivery")]
+#[test]
+fn sensor_loop_publishes_to_an_mqtt_broker() {
+    use std::net::{TcpListener, TcpStream};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use edgepipe_core::batch::{Batch, DecodeLimits};
+
+    let mosquitto = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("mosquitto"));
+    common::require(
+        "mosquitto_sub",
+        "--help",
+        "mosquitto-clients (apt-get install mosquitto mosquitto-clients)",
+    );
+    let program = build_example();
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &config,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .unwrap();
+    /// Stops the broker by its pid on every way out of the test, a failure included.
+    struct Broker(std::process::Child);
+    impl Drop for Broker {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut broker = Broker(
+        Command::new(&mosquitto)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mosquitto (apt-get install mosquitto mosquitto-clients)"),
+    );
+    // Readiness: the listener accepts. The bound only turns a hang into a failure.
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            broker.0.try_wait().unwrap().is_none(),
+            "mosquitto exited at start-up"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "mosquitto did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let subscriber = |extra: &[&str]| {
+        let port = port.to_string();
+        let mut command = Command::new("mosquitto_sub");
+        command
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                "1",
+                "-c",
+                "-i",
+                "c-test",
+            ])
+            .args(["-t", "edgepipe/#"])
+            .args(extra);
+        command
+    };
+    run(&mut subscriber(&["-E"]));
+
+    let stdout = run(Command::new(&program)
+        .arg(dir.path().join("queue"))
+        .args([&format!("mqtt://127.0.0.1:{port}"), "-"]));
+    assert_eq!(
+        stdout,
+        "readings: 50 kept, 5 batches queued (depth 5)\n\
+         delivered: 5 batches, 50 records (depth 0)\n"
+    );
+    // The five batches waited for the subscriber; -F %x prints each payload in hex.
+    let messages = run(&mut subscriber(&["-C", "5", "-W", "30", "-F", "%t %x"]));
+    drop(broker);
+
+    let mut records = Vec::new();
+    for line in messages.lines() {
+        let (topic, hex) = line.split_once(' ').expect("topic and payload");
+        assert_eq!(topic, "edgepipe/gw-c/batches");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).unwrap())
+            .collect();
+        let batch = Batch::from_bytes(&bytes, &DecodeLimits::default()).unwrap();
+        records.extend(batch.decode(&DecodeLimits::default()).unwrap());
+    }
+    check_records(records);
+}

@@ -5,8 +5,9 @@
  *   sensor_loop QUEUE_DIR [ENDPOINT API_KEY] [--c-queue]
  *
  * QUEUE_DIR holds the durable queue. With ENDPOINT (e.g. http://127.0.0.1:8080)
- * and API_KEY the worker delivers to `ENDPOINT/api/ingest` and the program waits
- * until every record is confirmed. --c-queue uses a queue written in C (below)
+ * and API_KEY the worker delivers to `ENDPOINT/api/ingest`, or with
+ * mqtt://HOST:PORT (API_KEY unused) publishes to that MQTT broker, and the program
+ * waits until every record is confirmed. --c-queue uses a queue written in C (below)
  * instead of the durable one. Built and run by edgepipe-ffi/tests/sensor_loop.rs. */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -287,8 +288,22 @@ int main(int argc, char **argv) {
         options.idle_wait_millis = 50;
         options.retry_base_millis = 50;
         edgepipe_delivery *delivery = NULL;
-        CHECK(edgepipe_delivery_start_http(queue, argv[2], strlen(argv[2]), argv[3],
-                                           strlen(argv[3]), &options, &delivery));
+        const char *endpoint = argv[2];
+        if (strncmp(endpoint, "mqtt://", 7) == 0) {
+            /* mqtt://HOST:PORT: QoS 1 publishes on edgepipe/{source}/batches. */
+            const char *host = endpoint + 7;
+            const char *colon = strrchr(host, ':');
+            if (colon == NULL) {
+                fprintf(stderr, "mqtt:// needs HOST:PORT\n");
+                return 2;
+            }
+            uint16_t port = (uint16_t)strtoul(colon + 1, NULL, 10);
+            CHECK(edgepipe_delivery_start_mqtt(queue, host, (size_t)(colon - host), port, "sensor-loop",
+                                               11, NULL, 0, &options, &delivery));
+        } else {
+            CHECK(edgepipe_delivery_start_http(queue, argv[2], strlen(argv[2]), argv[3],
+                                               strlen(argv[3]), &options, &delivery));
+        }
         CHECK(edgepipe_delivery_notify(delivery));
         /* The worker runs on its own thread: wait until it has confirmed every
          * record (woken as its counters move), for at most a minute. */

@@ -58,12 +58,10 @@ pub fn c_compiler() -> String {
     compiler
 }
 
-/// Fails the test, naming the package, unless `program argument` runs.
+/// Fails the test, naming the package, unless `program argument` can be run
+/// (whatever it exits with: some tools' `--help` exits non-zero).
 pub fn require(program: &str, argument: &str, install: &str) {
-    let found = Command::new(program)
-        .arg(argument)
-        .output()
-        .is_ok_and(|output| output.status.success());
+    let found = Command::new(program).arg(argument).output().is_ok();
     assert!(found, "{program} is needed by this test: install {install}");
 }
 
