@@ -31,6 +31,11 @@ fn round_trip(records: &[DataRecord], codec: Codec, compression: Compression) {
     let limits = DecodeLimits::default();
     assert_same_records(&batch.decode(&limits).unwrap(), records);
     let bytes = batch.to_bytes();
+    // write_bytes appends exactly to_bytes, leaving what the buffer held.
+    let mut appended = b"kept".to_vec();
+    batch.write_bytes(&mut appended);
+    assert_eq!(&appended[..4], b"kept");
+    assert_eq!(appended[4..], bytes[..]);
     let back = Batch::from_bytes(&bytes, &limits).unwrap();
     assert_eq!(back, batch);
     assert_same_records(&back.decode(&limits).unwrap(), records);

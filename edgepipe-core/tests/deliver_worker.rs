@@ -381,6 +381,17 @@ fn the_worker_thread_drains_the_queue_into_the_sink_and_stops_cleanly() {
         .map(|b| b.envelope.batch_id.clone())
         .collect();
     assert_eq!(seen, expected);
+    // Every batch was reported confirmed above; the loop publishes its counters
+    // right after: waiting for them needs no poll.
+    let waited = worker.wait_for(Duration::from_secs(60), |metrics| {
+        metrics.batches_sent == 20
+    });
+    assert_eq!(waited.batches_sent, 20);
+    // A condition that never holds returns at the timeout with the counters.
+    let never = worker.wait_for(Duration::from_millis(1), |metrics| {
+        metrics.batches_sent > 20
+    });
+    assert_eq!(never.batches_sent, 20);
     let metrics = worker.shutdown();
     assert_eq!(metrics.batches_sent, 20);
     assert_eq!(queue.stats().pending + queue.stats().in_flight, 0);

@@ -37,6 +37,15 @@ pub enum edgepipe_status {
     /// An ack or nack named a queue entry that is not held (already acked, dropped,
     /// expired or dead-lettered).
     UnknownEntry = 104,
+    /// A handle argument that is not live: freed already (a double free or a use
+    /// after free), of another type, or not made by edgepipe. Nothing was read
+    /// through it.
+    InvalidHandle = 105,
+    /// A wait ended before what it waited for happened (its time ran out, or what
+    /// would make it happen has stopped).
+    // Only `edgepipe_delivery_wait` returns it, but its number is in every header.
+    #[cfg_attr(not(feature = "delivery"), allow(dead_code))]
+    TimedOut = 106,
 
     /// A record could not be read from JSON.
     InvalidJson = 200,

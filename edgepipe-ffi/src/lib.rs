@@ -3,6 +3,18 @@
 //! The C ABI of edgepipe: `libedgepipe.a` and the header `include/edgepipe.h`,
 //! generated from this crate by cbindgen and committed.
 //!
+//! The guide is `docs/c.md`. The objects, in the order data flows:
+//!
+//! | handle | module | what it is |
+//! | --- | --- | --- |
+//! | `edgepipe_record` | `record` | one reading, built field by field without JSON |
+//! | `edgepipe_pipeline` | `pipeline` | transforms from a JSON/TOML config, per record or over JSON Lines |
+//! | `edgepipe_window` | `window` | a window stage: readings in, aggregate records out |
+//! | `edgepipe_batcher`, `edgepipe_batch` | `batch` | batches in every codec and compression, their envelope and bytes |
+//! | `edgepipe_queue`, `edgepipe_queue_entry` | `queue` | the durable queue, a memory queue, or one written in C (`callback_queue`) |
+//! | `edgepipe_delivery` | `delivery` | the delivery worker (feature `delivery`) |
+//! | `edgepipe_buffer` | `buffer` | bytes edgepipe produced, owned by the caller |
+//!
 //! ## Conventions
 //!
 //! - Every symbol is `edgepipe_<object>_<verb>`, and the C type names are the Rust
@@ -16,6 +28,11 @@
 //!   buffers always travel with their length; text is UTF-8 and needs no NUL.
 //! - No panic crosses into C: it becomes `EDGEPIPE_STATUS_PANIC`.
 //! - Each handle's documentation says what may be done with it from several threads.
+//! - Handles are recorded while live: a freed, foreign or unknown handle is
+//!   `EDGEPIPE_STATUS_INVALID_HANDLE`, not a crash.
+//! - Output that fits a caller's buffer can be written there (`buf`, `len`,
+//!   `*out_len`, with `EDGEPIPE_STATUS_BUFFER_TOO_SMALL` and the size needed), or
+//!   handed out as an `edgepipe_buffer`.
 //!
 //! ## Linking
 //!
@@ -32,6 +49,12 @@
 //! glibc 2.34 and later link without most of them; older toolchains and firmware
 //! SDKs need them all. `tests/c_programs.rs` links exactly this list.
 //!
+//! ## Features
+//!
+//! - `zstd` (default): zstd compression, with libzstd compiled in.
+//! - `delivery`: `edgepipe_delivery_*`, the core's delivery worker with its HTTP and
+//!   MQTT sinks; declared in the header under `#if defined(EDGEPIPE_DELIVERY)`.
+//!
 //! ## Layout
 //!
 //! All raw-pointer handling lives in two private modules, so every exported
@@ -40,11 +63,18 @@
 
 // Private: the C symbols are exported by `#[unsafe(no_mangle)]` whatever the module's
 // visibility, and the rlib offers no Rust API built on the C pointer contract.
+mod batch;
 mod buffer;
+mod callback_queue;
+#[cfg(feature = "delivery")]
+mod delivery;
 mod error;
 mod ffi;
 mod panic;
 mod pipeline;
+mod queue;
+mod record;
+mod window;
 #[cfg(feature = "uniffi")]
 pub mod uniffi_api;
 

@@ -2,9 +2,9 @@
 
 use std::ffi::{CString, c_char};
 
-use edgepipe_core::Error;
 use edgepipe_core::record::JsonOptions;
-use edgepipe_core::transform::Pipeline;
+use edgepipe_core::transform::{Outcome, Pipeline};
+use edgepipe_core::{DataRecord, Error};
 
 use crate::buffer::edgepipe_buffer;
 use crate::error::{Failure, edgepipe_status};
@@ -204,7 +204,7 @@ pub extern "C" fn edgepipe_pipeline_stats(
 }
 
 /// The per-line errors of a batch as JSON Lines: `{"line":N,"status":S,"message":"..."}`.
-fn error_lines(errors: Vec<(u64, Error)>) -> Vec<u8> {
+pub(crate) fn error_lines(errors: Vec<(u64, Error)>) -> Vec<u8> {
     let mut out = Vec::new();
     for (line, error) in errors {
         let failure = Failure::from(error);
@@ -220,4 +220,98 @@ fn error_lines(errors: Vec<(u64, Error)>) -> Vec<u8> {
         out.extend_from_slice(b"}\n");
     }
     out
+}
+
+/// What `edgepipe_pipeline_process_record` did with a record.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum edgepipe_outcome {
+    /// It passed every stage; the record now holds the transformed reading.
+    Keep = 0,
+    /// A stage dropped it on purpose (deadband, filter, duplicate).
+    Dropped = 1,
+    /// A stage set it aside (validation failed); the record holds it as that stage
+    /// saw it. `edgepipe_pipeline_process_jsonl` reports the reason in full.
+    Quarantined = 2,
+}
+
+/// Runs one record through the pipeline, in place, and stores what happened in
+/// `*out`: on `EDGEPIPE_OUTCOME_KEEP` the record holds the result; on
+/// `EDGEPIPE_OUTCOME_QUARANTINED` the reading as the refusing stage saw it; on
+/// `EDGEPIPE_OUTCOME_DROPPED` its id, device, type and timestamp with the payload
+/// and metadata emptied, ready for the next reading.
+///
+/// The record-at-a-time call for a sensor loop that built its reading with
+/// `edgepipe_record_set_*`: no JSON on the way.
+#[unsafe(no_mangle)]
+pub extern "C" fn edgepipe_pipeline_process_record(
+    pipeline: *mut edgepipe_pipeline,
+    record: *mut crate::record::edgepipe_record,
+    out: *mut edgepipe_outcome,
+) -> edgepipe_status {
+    panic::status(|| {
+        let pipeline = ffi::try_mut(pipeline, "pipeline")?;
+        let record = ffi::try_mut(record, "record")?;
+        let out = Out::new(out, "out")?;
+        // Identity fields are short (stored inline), so keeping a copy costs no
+        // allocation and a dropped reading leaves a reusable record behind.
+        let identity = empty_record(&record.record);
+        let taken = std::mem::replace(&mut record.record, identity);
+        let outcome = match pipeline.pipeline.process(taken) {
+            Outcome::Keep(kept) => {
+                record.record = kept;
+                edgepipe_outcome::Keep
+            }
+            Outcome::Dropped { .. } => edgepipe_outcome::Dropped,
+            Outcome::Quarantined(quarantined) => {
+                record.record = quarantined.record;
+                edgepipe_outcome::Quarantined
+            }
+        };
+        out.write(outcome);
+        Ok(())
+    })
+}
+
+/// `record`'s id, device, type and timestamp with an empty payload and metadata.
+fn empty_record(record: &DataRecord) -> DataRecord {
+    DataRecord {
+        record_id: record.record_id.clone(),
+        device_id: record.device_id.clone(),
+        timestamp: record.timestamp,
+        data_type: record.data_type.clone(),
+        payload: Default::default(),
+        metadata: Default::default(),
+    }
+}
+
+/// Every stage's counters as one JSON object in a new buffer stored in `*out`:
+/// `{"stages":[{"name":…,"records_in":…,"records_out":…,"dropped":…,"quarantined":…},…]}`.
+#[unsafe(no_mangle)]
+pub extern "C" fn edgepipe_pipeline_stats_json(
+    pipeline: *const edgepipe_pipeline,
+    out: *mut *mut edgepipe_buffer,
+) -> edgepipe_status {
+    panic::status(|| {
+        let pipeline = ffi::try_ref(pipeline, "pipeline")?;
+        let out = Out::new(out, "out")?;
+        let stages: Vec<serde_json::Value> = pipeline
+            .pipeline
+            .stats()
+            .iter()
+            .map(|stats| {
+                serde_json::json!({
+                    "name": stats.name,
+                    "records_in": stats.records_in,
+                    "records_out": stats.records_out,
+                    "dropped": stats.dropped,
+                    "quarantined": stats.quarantined,
+                })
+            })
+            .collect();
+        let json = serde_json::json!({ "stages": stages }).to_string();
+        out.write(ffi::into_handle(edgepipe_buffer::new(json.into_bytes())));
+        Ok(())
+    })
 }

@@ -1,28 +1,17 @@
 //! Every `tests/c/NAME.c` is compiled strictly against `include/edgepipe.h` and the
 //! static library, linked with exactly the documented native libraries, run, and
-//! checked: exit code 0 and stdout equal to `tests/c/NAME.stdout`. Then it runs
+//! checked: exit code 0 and stdout equal to `tests/c/NAME.stdout` (or, in a build
+//! with the `delivery` feature, `NAME.delivery.stdout` when there is one). Then it runs
 //! again under valgrind, which must find no error and no leak.
 //!
-//! valgrind missing is a skip with a note, unless `EDGEPIPE_REQUIRE_VALGRIND=1`
-//! (set by `scripts/test-all`), which makes it a failure.
+//! gcc and valgrind missing are failures that say what to install, never a skip.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// What `cargo rustc -p edgepipe-ffi --lib --crate-type staticlib -- --print
-/// native-static-libs` prints; documented in the header and the crate docs. Linking
-/// with exactly this list is the test that it is enough.
-const NATIVE_STATIC_LIBS: &[&str] = &[
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-    "-lc",
-];
-
-const CFLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+use common::{CFLAGS, NATIVE_STATIC_LIBS, c_compiler, feature_cflags, static_library, text};
 
 /// The list above is what rustc asks for on this toolchain. The standard library is
 /// where it comes from (edgepipe's dependencies are pure Rust), so an empty staticlib
@@ -99,9 +88,10 @@ fn check_program(
 ) -> Result<(), String> {
     let name = source.file_stem().unwrap().to_str().unwrap();
     let program = out_dir.join(name);
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "gcc".to_owned());
+    let compiler = c_compiler();
     let compile = Command::new(&compiler)
         .args(CFLAGS)
+        .args(feature_cflags())
         .arg("-I")
         .arg(crate_dir.join("include"))
         .arg(source)
@@ -116,18 +106,90 @@ fn check_program(
         return Err(format!("compiling failed:\n{}", text(&compile.stderr)));
     }
 
-    let expected = std::fs::read_to_string(source.with_extension("stdout"))
-        .map_err(|error| format!("reading {name}.stdout: {error}"))?;
-    check_run(&expected, Command::new(&program).output(), "")?;
+    // A build with the delivery worker may expect more: NAME.delivery.stdout.
+    let with_delivery = source.with_extension("delivery.stdout");
+    let expected_path = if cfg!(feature = "delivery") && with_delivery.is_file() {
+        with_delivery
+    } else {
+        source.with_extension("stdout")
+    };
+    let expected = std::fs::read_to_string(&expected_path)
+        .map_err(|error| format!("reading {}: {error}", expected_path.display()))?;
+    // Each run gets a fresh scratch directory (queues, batch files) in EDGEPIPE_TEST_DIR.
+    let work = out_dir.join(format!("{name}.work"));
+    let mut plain = Command::new(&program);
+    check_run(&expected, run_in(&work, &mut plain), "")?;
+    after_run(name, &work)?;
     if valgrind {
-        check_run(
-            &expected,
-            Command::new("valgrind")
-                .args(["--error-exitcode=1", "--leak-check=full", "--quiet"])
-                .arg(&program)
-                .output(),
-            " under valgrind",
-        )?;
+        let mut memcheck = Command::new("valgrind");
+        memcheck
+            .args([
+                "--error-exitcode=1",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect,possible",
+                "--quiet",
+            ])
+            .arg(&program);
+        check_run(&expected, run_in(&work, &mut memcheck), " under valgrind")?;
+        after_run(name, &work)?;
+    }
+    Ok(())
+}
+
+fn run_in(work: &Path, command: &mut Command) -> std::io::Result<Output> {
+    if work.exists() {
+        std::fs::remove_dir_all(work)?;
+    }
+    std::fs::create_dir_all(work)?;
+    command.env("EDGEPIPE_TEST_DIR", work).output()
+}
+
+/// Checks made in Rust on what a C program left behind.
+fn after_run(name: &str, work: &Path) -> Result<(), String> {
+    match name {
+        "records_and_batches" => batches_decode_in_rust(work),
+        _ => Ok(()),
+    }
+}
+
+/// Every batch the C program encoded (each codec × compression) decodes in Rust
+/// to the records the C program built, field for field.
+fn batches_decode_in_rust(work: &Path) -> Result<(), String> {
+    use edgepipe_core::DataRecord;
+    use edgepipe_core::batch::{Batch, DecodeLimits};
+
+    let jsonl = std::fs::read_to_string(work.join("records.jsonl"))
+        .map_err(|error| format!("records.jsonl: {error}"))?;
+    let expected: Vec<DataRecord> = jsonl
+        .lines()
+        .map(|line| DataRecord::from_json(line).map_err(|error| error.to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(work)
+        .map_err(|error| error.to_string())?
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "bin"))
+        .collect();
+    files.sort();
+    let expected_files = 5 * 4 * 2;
+    if files.len() != expected_files {
+        return Err(format!(
+            "expected {expected_files} batch files, found {files:?}"
+        ));
+    }
+    for pair in files.chunks(2) {
+        let mut decoded = Vec::new();
+        for path in pair {
+            let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+            let batch = Batch::from_bytes(&bytes, &DecodeLimits::default())
+                .and_then(|batch| batch.decode(&DecodeLimits::default()))
+                .map_err(|error| format!("{}: {error}", path.display()))?;
+            decoded.extend(batch);
+        }
+        if decoded != expected {
+            return Err(format!(
+                "{pair:?} decode in Rust to\n{decoded:#?}\ninstead of\n{expected:#?}"
+            ));
+        }
     }
     Ok(())
 }
@@ -145,39 +207,11 @@ fn check_run(expected: &str, run: std::io::Result<Output>, how: &str) -> Result<
     Ok(())
 }
 
-/// The `libedgepipe.a` of this very build.
-///
-/// Cargo compiles the library once with all its crate types (`staticlib`, `cdylib`,
-/// `rlib`) as the dependency of this test, and leaves the archive beside the test
-/// binary in `target/<profile>/deps/`; only `cargo build` copies it up to
-/// `target/<profile>/`, where it may be stale. So the one next to us is current.
-fn static_library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let library = deps.join("libedgepipe.a");
-    assert!(
-        library.is_file(),
-        "{} is missing: cargo should have built the staticlib crate type beside this test",
-        library.display()
-    );
-    library
-}
-
 fn valgrind() -> bool {
-    let found = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("EDGEPIPE_REQUIRE_VALGRIND").is_none_or(|value| value != "1"),
-            "valgrind is required (EDGEPIPE_REQUIRE_VALGRIND=1) but was not found"
-        );
-        eprintln!("note: valgrind not found; the C programs run without it");
-    }
-    found
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::require(
+        "valgrind",
+        "--version",
+        "valgrind (apt-get install valgrind)",
+    );
+    true
 }

@@ -386,8 +386,16 @@ impl Batch {
 
     /// The batch as bytes: the envelope (layout in `docs/wire-format.md`), then the payload.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let envelope = &self.envelope;
         let mut out = Vec::with_capacity(128 + self.payload.len());
+        self.write_bytes(&mut out);
+        out
+    }
+
+    /// Appends [`to_bytes`](Self::to_bytes) to `out`: a caller that reuses one
+    /// buffer (the C ABI's encode-into-your-buffer calls) allocates nothing per batch.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        let envelope = &self.envelope;
+        out.reserve(128 + self.payload.len());
         out.extend_from_slice(MAGIC);
         out.push(ENVELOPE_VERSION);
         out.push(u8::from(envelope.oversize) | (u8::from(envelope.sequence.is_some()) << 1));
@@ -396,15 +404,15 @@ impl Batch {
         out.push(tag);
         out.push(level);
         for text in [&envelope.batch_id, &envelope.source_id] {
-            put_varint(&mut out, text.len() as u64);
+            put_varint(out, text.len() as u64);
             out.extend_from_slice(text.as_bytes());
         }
         out.extend_from_slice(&envelope.created_at.unix_nanos().to_le_bytes());
-        put_varint(&mut out, envelope.record_count);
+        put_varint(out, envelope.record_count);
         if let Some(range) = envelope.sequence {
-            put_varint(&mut out, range.epoch);
-            put_varint(&mut out, range.first);
-            put_varint(&mut out, range.last);
+            put_varint(out, range.epoch);
+            put_varint(out, range.first);
+            put_varint(out, range.last);
         }
         let mut checksum = [0u8; 32];
         for (index, byte) in checksum.iter_mut().enumerate() {
@@ -415,10 +423,9 @@ impl Batch {
                 .unwrap_or(0);
         }
         out.extend_from_slice(&checksum);
-        put_varint(&mut out, envelope.original_size);
-        put_varint(&mut out, self.payload.len() as u64);
+        put_varint(out, envelope.original_size);
+        put_varint(out, self.payload.len() as u64);
         out.extend_from_slice(&self.payload);
-        out
     }
 
     /// Reads bytes written by [`to_bytes`](Self::to_bytes). Sizes are checked

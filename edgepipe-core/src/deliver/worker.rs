@@ -387,6 +387,8 @@ impl Delivery {
 struct Shared {
     control: Mutex<Control>,
     wake: Condvar,
+    /// Notified each time the loop publishes its counters or stops.
+    updated: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -396,6 +398,8 @@ struct Control {
     metrics: DeliveryMetrics,
     /// The last queue error, when the loop had to stop.
     failed: Option<String>,
+    /// The loop has returned.
+    stopped: bool,
 }
 
 impl Shared {
@@ -451,6 +455,27 @@ impl DeliveryWorker {
         self.shared.control().failed.clone()
     }
 
+    /// Waits until `done` holds for the counters (checked each time the loop
+    /// updates them), the loop has stopped on a queue error, or `timeout` has
+    /// passed; returns the counters then. A caller that must know its batches
+    /// were confirmed (a shutdown that drains first, a test) waits on this instead
+    /// of polling [`metrics`](Self::metrics).
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&DeliveryMetrics) -> bool,
+    ) -> DeliveryMetrics {
+        let control = self.shared.control();
+        let (control, _) = self
+            .shared
+            .updated
+            .wait_timeout_while(control, timeout, |control| {
+                !done(&control.metrics) && control.failed.is_none() && !control.stopped
+            })
+            .unwrap_or_else(|poison| poison.into_inner());
+        control.metrics.clone()
+    }
+
     /// Stops after the send in progress and returns the final counters.
     pub fn shutdown(mut self) -> DeliveryMetrics {
         self.stop();
@@ -473,7 +498,13 @@ impl Drop for DeliveryWorker {
     }
 }
 
-fn run(mut delivery: Delivery, shared: &Shared) {
+fn run(delivery: Delivery, shared: &Shared) {
+    run_steps(delivery, shared);
+    shared.control().stopped = true;
+    shared.updated.notify_all();
+}
+
+fn run_steps(mut delivery: Delivery, shared: &Shared) {
     loop {
         if shared.control().stop {
             return;
@@ -490,6 +521,7 @@ fn run(mut delivery: Delivery, shared: &Shared) {
         };
         let mut control = shared.control();
         control.metrics = delivery.metrics().clone();
+        shared.updated.notify_all();
         if let Err(error) = step {
             control.failed = Some(error.message_with_sources());
             return;
