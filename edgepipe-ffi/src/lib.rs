@@ -74,9 +74,9 @@ mod panic;
 mod pipeline;
 mod queue;
 mod record;
-mod window;
 #[cfg(feature = "uniffi")]
 pub mod uniffi_api;
+mod window;
 
 // uniffi's scaffolding (the exported `uniffi_edgepipe_*` symbols and the metadata
 // the bindings are generated from), only with the feature: the C library carries none of it.

@@ -20,10 +20,10 @@ mod batch;
 mod deliver;
 mod error;
 mod gil;
-mod seed;
 mod ingest;
 mod queue;
 mod record;
+mod seed;
 mod transform;
 mod window;
 
