@@ -137,3 +137,27 @@ fn bad_arguments_are_refused_with_the_usage() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.jsonl"));
 }
+
+/// `docs/bench/bytes-per-record.svg` is what `benches/chart.py` draws from the
+/// committed report, `docs/bench/edgepipe-bench.json`: regenerating it is one
+/// command, and the two cannot drift apart.
+#[test]
+fn the_committed_chart_is_drawn_from_the_committed_report() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = tempfile::tempdir().unwrap();
+    let svg = out.path().join("chart.svg");
+    let status = Command::new("python3")
+        .arg(root.join("benches/chart.py"))
+        .arg(root.join("docs/bench/edgepipe-bench.json"))
+        .arg(&svg)
+        .status()
+        .expect("python3 runs benches/chart.py (install Python 3)");
+    assert!(status.success());
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    let committed = std::fs::read_to_string(root.join("docs/bench/bytes-per-record.svg")).unwrap();
+    assert!(
+        drawn == committed,
+        "regenerate it: python3 benches/chart.py docs/bench/edgepipe-bench.json docs/bench/bytes-per-record.svg"
+    );
+    assert!(drawn.contains("columnar + lz4") && drawn.contains("json-python + gzip-6"));
+}

@@ -1,7 +1,53 @@
 //! # edgepipe-core
 //!
 //! The engine of edgepipe, an embeddable library for edge-to-cloud telemetry
-//! pipelines. Readings flow through the stages in this order, one module each:
+//! pipelines: it takes readings from sensors and gateways, cleans and thins them at
+//! the edge, packs them into small checksummed batches, keeps them on disk until
+//! the cloud confirms them, delivers them over flaky networks, and on the cloud
+//! side stores every record exactly once. One Rust core serves Rust programs (this
+//! crate), Python collectors (the `edgepipe` package, with drop-ins for the seed
+//! agent's classes) and C firmware (`libedgepipe.a`).
+//!
+//! ## When to use it
+//!
+//! Use edgepipe when the pipeline lives *inside* your program on a small device or
+//! gateway, rather than beside it as an agent (Vector, Fluent Bit): it is a library
+//! with no daemon, no runtime of its own in the default build, and bounded memory.
+//! It is built for what fleets on flaky links need:
+//!
+//! - **nothing acknowledged is lost**: the durable queue syncs before an enqueue
+//!   returns and survives SIGKILL and power loss (the contract and the tests that
+//!   prove it are in `docs/durability.md`);
+//! - **exactly once in effect**: batch ids are deterministic, so a retry is
+//!   recognised, and the ingest side deduplicates by batch id and sequence range;
+//! - **far fewer bytes than JSON**: the columnar codec sends the shared workload in
+//!   about 1 byte per reading where the seed's gzip JSON needs about 40;
+//! - **bad input is data, not a crash**: every decoder is bounded, every refusal
+//!   says why, and a record a stage refuses goes to a quarantine with its reason.
+//!
+//! If you need routing between many services with a config language of its own,
+//! an agent is the better fit; edgepipe's stages can still feed it.
+//!
+//! ## Cargo features
+//!
+//! | feature | adds |
+//! | --- | --- |
+//! | `zstd` | zstd batch compression (builds the C libzstd) |
+//! | `sqlite` | `queue::SqliteQueue`, the seed's `delivery_queue` table |
+//! | `http` | `deliver::HttpSink` (rustls on ring) |
+//! | `mqtt` | `deliver::MqttSink` (QoS 1) |
+//! | `ingest-server` | the HTTP ingest server and the `edgepipe-ingest` binary |
+//! | `parquet` | the Parquet cold-tier store |
+//!
+//! The guides live in the repository's `docs/`: `quickstart.md` (Rust, Python and
+//! C), `architecture.md`, `transforms.md`, `windows.md`, `wire-format.md` and
+//! `wire-http.md` (with versioning rules), `queue.md` and `durability.md`,
+//! `delivery.md`, `ingest.md`, `performance.md` (every figure with the command that
+//! reproduces it), `python.md`, `c.md`, `uniffi.md` and `migrating-from-seed.md`.
+//!
+//! ## The stages
+//!
+//! Readings flow through the stages in this order, one module each:
 //!
 //! 1. [`record`]: the [`DataRecord`] (the seed's `to_dict()` shape), its JSON and
 //!    JSON Lines forms, timestamps and record ids;
@@ -15,8 +61,8 @@
 //!    deterministic batch id, and decoded within limits;
 //! 5. [`queue`]: the store-and-forward [`Queue`](queue::Queue) that holds batches
 //!    until the cloud acknowledges them, in memory or durable on disk;
-//! 6. [`deliver`]: retry policy, circuit breaker and the sinks batches are sent to.
-//!
+//! 6. [`deliver`]: retry policy, circuit breaker, the delivery worker and the sinks
+//!    batches are sent to;
 //! 7. [`ingest`]: the cloud side, a receiver that authenticates, bounds, decodes,
 //!    validates, deduplicates and stores batches, and (feature `ingest-server`) its
 //!    HTTP server.

@@ -194,43 +194,6 @@ fn no_global_constructors_but_the_standard_librarys() {
     );
 }
 
-/// Every C block of `docs/c.md` and `docs/quickstart.md` is an excerpt
-/// (indentation aside) of the compiled C file its fence names (```` ```c PATH ````),
-/// so the guides' code cannot drift from code that builds.
-#[test]
-fn c_guide_code_blocks_come_from_compiled_files() {
-    let root = crate_dir().join("..");
-    let trimmed =
-        |text: &str| -> Vec<String> { text.lines().map(|line| line.trim().to_owned()).collect() };
-    let mut blocks = 0;
-    for guide in ["docs/c.md", "docs/quickstart.md"] {
-        let text = std::fs::read_to_string(root.join(guide)).unwrap();
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find("```c") {
-            let after = &rest[start + 4..];
-            let (fence, body) = after.split_once('\n').expect("a ```c fence ends its line");
-            let end = body.find("```").expect("an unclosed ```c block");
-            let path = fence.trim();
-            assert!(
-                path.ends_with(".c"),
-                "a ```c block of {guide} names no source file: ```c{fence}"
-            );
-            let source = std::fs::read_to_string(root.join(path))
-                .unwrap_or_else(|error| panic!("{guide} names {path}: {error}"));
-            let source = trimmed(&source);
-            let block = trimmed(&body[..end]);
-            assert!(
-                source.windows(block.len()).any(|window| window == block),
-                "this block of {guide} is not in {path}:\n{}",
-                block.join("\n")
-            );
-            blocks += 1;
-            rest = &body[end + 3..];
-        }
-    }
-    assert!(blocks >= 5, "expected the guides' C blocks, found {blocks}");
-}
-
 /// The default C library (no `delivery`) pulls in no async runtime, no HTTP or
 /// MQTT client and no TLS stack: firmware owns its network.
 #[test]

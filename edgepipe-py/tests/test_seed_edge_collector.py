@@ -232,8 +232,8 @@ def test_the_migration_guides_import_lines_work() -> None:
     from pathlib import Path
 
     guide = Path(__file__).resolve().parents[2] / "docs" / "migrating-from-seed.md"
-    block = guide.read_text().split("```python\n", 1)[1].split("```", 1)[0]
-    after = block.split("# after\n", 1)[1]
+    block = guide.read_text().split("```python examples/python/seed_collector.py\n", 1)[1]
+    after = block.split("```", 1)[0].split("# edgepipe's, the only lines that change:\n", 1)[1]
     names: dict = {}
     exec(after, names)  # noqa: S102 - the guide's own text
     assert names["DataRecord"] is DataRecord and names["DataCollector"] is DataCollector
