@@ -114,8 +114,9 @@ const META_SCHEMA: &str = "
 /// The dead-letter status; see the [module docs](self).
 const DEAD_STATUS: &str = "dead";
 
-/// A [`Queue`] in a SQLite database in the seed's `delivery_queue` layout; see
-/// the [module docs](self) for the table, the status mapping and durability.
+/// A [`Queue`] in a SQLite database in the seed's `delivery_queue` layout: the
+/// table as the seed creates it, its `status` column mapped onto the queue's
+/// states, and every enqueue synced (WAL, `synchronous=FULL`) before it returns.
 ///
 /// ```
 /// use edgepipe_core::queue::{Entry, Queue, QueueOptions, SqliteQueue};

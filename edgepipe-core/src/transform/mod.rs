@@ -44,7 +44,7 @@ mod rolling;
 mod validate_schema;
 
 pub use add_metadata::AddMetadata;
-pub use anomaly::{Anomaly, AnomalyMethod};
+pub use anomaly::{Anomaly, AnomalyMethod, CONSTANT_BASELINE_SCORE};
 pub use computed_field::{ComputedField, Expression, OnMissing};
 pub(crate) use config::read as read_config;
 pub use config::{PipelineConfig, TransformConfig};
@@ -54,7 +54,7 @@ pub use dedup::{Dedup, DedupKey};
 pub use enrich::{DeviceInfo, Enrich, SensorInfo};
 pub use filter_fields::FilterFields;
 pub use forward_if::{Comparison, ForwardIf};
-pub use mask_fields::MaskFields;
+pub use mask_fields::{DEFAULT_MASK, MaskFields};
 pub use pipeline::{JsonlOutput, Outcome, Pipeline, PipelineOutput, Quarantined, StageStats};
 pub use rename_fields::RenameFields;
 pub use rolling::{Rolling, RollingAggregate, RollingWindow};

@@ -1,10 +1,10 @@
 //! The segmented log: the default durable [`Queue`] backend.
 //!
-//! - [`frame`]: the framing every file uses (length, CRC32C, sequence number);
-//! - [`segment`]: append-only segment files holding the entries;
-//! - [`state`]: the state log holding what happened to entries afterwards;
-//! - [`recovery`]: reading a directory back, damage, loss, repair;
-//! - [`fs`]: the filesystem seam, and [`simfs`], its crash-modelling double.
+//! - `frame`: the framing every file uses (length, CRC32C, sequence number);
+//! - `segment`: append-only segment files holding the entries;
+//! - `state`: the state log holding what happened to entries afterwards;
+//! - `recovery`: reading a directory back, damage, loss, repair;
+//! - `fs`: the filesystem seam, and `simfs`, its crash-modelling double.
 //!
 //! `docs/durability.md` states the on-disk format and the crash-ordering argument.
 //!

@@ -157,8 +157,8 @@ fn injected(kind: io::ErrorKind, what: &str) -> io::Error {
     io::Error::new(kind, format!("injected fault: {what}"))
 }
 
-/// An in-memory filesystem that models durability and injects faults; see the
-/// [module docs](self). Clones share the same files.
+/// An in-memory filesystem that models durability and injects faults (the
+/// module docs say how). Clones share the same files.
 #[derive(Clone, Debug, Default)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,
