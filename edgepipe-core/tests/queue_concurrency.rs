@@ -106,6 +106,10 @@ fn producers_and_consumers_at_once_lose_and_duplicate_nothing() {
             let (queue, acked, produced) = (&queue, &acked, &produced);
             scope.spawn(move || {
                 loop {
+                    // Read before the take: once every producer has returned, an
+                    // empty take means nothing is left. (Read after it, the last
+                    // enqueues could land between the two and be left behind.)
+                    let done = produced.lock().unwrap().len() == PRODUCERS * PER_PRODUCER;
                     let taken = queue.take(7, now()).unwrap();
                     for pending in &taken {
                         let source = pending.entry.source_id[3..].parse().unwrap();
@@ -121,7 +125,6 @@ fn producers_and_consumers_at_once_lose_and_duplicate_nothing() {
                         queue.ack(pending.id).unwrap();
                         acked.lock().unwrap().push(pending.id);
                     }
-                    let done = produced.lock().unwrap().len() == PRODUCERS * PER_PRODUCER;
                     if taken.is_empty() && done {
                         break;
                     }
