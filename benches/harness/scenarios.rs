@@ -380,17 +380,14 @@ fn delivery(input: &[u8], dir: &Path, scratch: &Path) -> Result<ScenarioReport, 
         },
     ))
     .map_err(|error| format!("delivery thread: {error}"))?;
+    let batch_count = entries.len() as u64;
     queue.enqueue_all(entries).map_err(error("enqueue"))?;
     worker.notify();
-    // The worker has no completion signal of its own: watch the queue empty.
-    while {
-        let stats = queue.stats();
-        stats.pending + stats.in_flight > 0
-    } {
-        if let Some(failure) = worker.failure() {
-            return Err(format!("delivery failed: {failure}"));
-        }
-        std::thread::sleep(Duration::from_micros(200));
+    worker.wait_for(Duration::from_secs(3600), |metrics| {
+        metrics.batches_sent + metrics.dead_lettered >= batch_count
+    });
+    if let Some(failure) = worker.failure() {
+        return Err(format!("delivery failed: {failure}"));
     }
     let cost = measurement.finish();
     let metrics = worker.shutdown();

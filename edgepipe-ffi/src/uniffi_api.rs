@@ -684,6 +684,21 @@ impl Delivery {
         Ok(())
     }
 
+    /// Blocks until the worker has confirmed at least `batches` batches in all (or
+    /// dead-lettered them), it stopped on a queue error, or `timeout_ms` passed;
+    /// returns the counters then.
+    pub fn wait(&self, batches: u64, timeout_ms: u64) -> Result<DeliveryMetrics> {
+        let guard = self.lock()?;
+        let Some(worker) = guard.as_ref() else {
+            return Ok(CoreDeliveryMetrics::default().into());
+        };
+        Ok(worker
+            .wait_for(Duration::from_millis(timeout_ms), |metrics| {
+                metrics.batches_sent + metrics.dead_lettered >= batches
+            })
+            .into())
+    }
+
     /// The counters so far (the final ones after `shutdown`).
     pub fn metrics(&self) -> Result<DeliveryMetrics> {
         Ok(self
