@@ -37,7 +37,7 @@ use edgepipe_core::record::{JsonOptions, Metadata, Payload, Timestamp, Value};
 use edgepipe_core::transform::{Outcome, Pipeline as CorePipeline};
 use edgepipe_core::{DataRecord, Error};
 
-use crate::error::edgepipe_status;
+use crate::error::{Failure, edgepipe_status};
 
 /// Every failure: the C ABI's status code and name for its kind, and the message.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
@@ -74,14 +74,10 @@ impl EdgepipeError {
 
 impl From<Error> for EdgepipeError {
     fn from(error: Error) -> Self {
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self::new(edgepipe_status::of(&error), message)
+        // Through the C ABI's mapping, so both surfaces give a kind the same code
+        // and the same message.
+        let failure = Failure::from(error);
+        Self::new(failure.status, failure.message)
     }
 }
 
