@@ -32,6 +32,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use edgepipe_benches::first_lines;
 use scenarios::{Scenario, ScenarioReport};
 use serde_json::json;
 
@@ -115,25 +116,6 @@ fn load_input(options: &Options) -> Result<(Vec<u8>, serde_json::Value), String>
             ))
         }
     }
-}
-
-fn first_lines(mut bytes: Vec<u8>, lines: usize) -> Vec<u8> {
-    if lines == 0 {
-        return Vec::new();
-    }
-    if let Some(end) = nth_newline(&bytes, lines) {
-        bytes.truncate(end + 1);
-    }
-    bytes
-}
-
-fn nth_newline(bytes: &[u8], n: usize) -> Option<usize> {
-    bytes
-        .iter()
-        .enumerate()
-        .filter(|(_, byte)| **byte == b'\n')
-        .nth(n - 1)
-        .map(|(index, _)| index)
 }
 
 fn run(options: &Options) -> Result<serde_json::Value, String> {

@@ -45,16 +45,21 @@ pub fn workload_jsonl(records: usize) -> (Vec<u8>, WorkloadSource) {
     )
 }
 
-fn first_lines(bytes: Vec<u8>, lines: usize) -> Vec<u8> {
-    match bytes
+/// The first `lines` lines of `bytes` (all of them when it has fewer).
+pub fn first_lines(mut bytes: Vec<u8>, lines: usize) -> Vec<u8> {
+    if lines == 0 {
+        return Vec::new();
+    }
+    let end = bytes
         .iter()
         .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(lines.saturating_sub(1))
-    {
-        Some((end, _)) if lines > 0 => bytes[..=end].to_vec(),
-        _ => bytes,
+        .filter(|(_, byte)| **byte == b'\n')
+        .nth(lines - 1)
+        .map(|(index, _)| index);
+    if let Some(end) = end {
+        bytes.truncate(end + 1);
     }
+    bytes
 }
 
 fn run_shared_script(script: &Path, records: usize) -> Option<Vec<u8>> {
