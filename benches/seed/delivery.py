@@ -1,5 +1,6 @@
 # delivery.py
 # Reliable delivery with retry and acknowledgment
+# (Kept once here: edgepipe-core/tests/queue_sqlite.rs runs its PersistentDeliveryQueue too.)
 
 import asyncio
 import aiohttp
