@@ -185,3 +185,49 @@ fn policies_that_cannot_be_met_are_refused() {
     }
     assert!(BatchEncoder::new("gw-1", Codec::Json, Compression::Gzip { level: 11 }).is_err());
 }
+
+#[test]
+fn columnar_batches_closed_on_bytes_are_nearly_full() {
+    // Ten sensors reading once a second, with sequence ids: a few bytes a record,
+    // so a 16 KiB batch holds thousands and the batcher must estimate rather
+    // than measure on every push. A batch closed on bytes leaves at most 1/64 of
+    // the limit unused (and one record's share): estimates that are too cautious
+    // would close batches early and send more, smaller batches.
+    let mut records = Vec::new();
+    for second in 0..40_000i64 {
+        let device = second % 10;
+        let mut record = DataRecord::new(
+            format!("sensor-{device}"),
+            "environment",
+            Default::default(),
+        );
+        record.record_id = format!("gw-1:0:{second}").into();
+        record.timestamp =
+            Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + second * 1_000_000_000);
+        record.payload.insert(
+            "temperature",
+            Value::Float(20.0 + ((second / 10) % 50) as f64 / 10.0),
+        );
+        record
+            .payload
+            .insert("humidity", Value::Int(40 + (second / 10) % 7));
+        records.push(record);
+    }
+    let policy = BatchPolicy {
+        max_records: usize::MAX,
+        max_bytes: 16 << 10,
+        max_age_nanos: None,
+    };
+    let batches = run(&records, Codec::Columnar, policy, 1);
+    check(&records, &batches, policy);
+    assert!(batches.len() > 2, "the stream spans several batches");
+    for batch in &batches[..batches.len() - 1] {
+        let size = batch.envelope.original_size as usize;
+        let share = size / batch.envelope.record_count as usize + 1;
+        assert!(
+            size + policy.max_bytes / 64 + share >= policy.max_bytes,
+            "a batch of {size} bytes closed well under the {} byte limit",
+            policy.max_bytes
+        );
+    }
+}

@@ -187,9 +187,14 @@ impl Batcher {
 
     fn push_columnar(&mut self, record: DataRecord, now: Timestamp) -> Result<()> {
         let max = self.policy.max_bytes;
-        // An estimate per unmeasured record: twice the measured average, plus slack.
-        let per_record = match (2 * self.measured_bytes).checked_div(self.measured_count) {
-            Some(average) => average + 16,
+        // An estimate per unmeasured record: the measured average, rounded up. A
+        // columnar batch grows more slowly than linearly (series, dictionaries and
+        // steps are shared), so the average over-estimates what later records add,
+        // and an exact measurement is taken only when the estimate reaches the
+        // limit. An estimate is never trusted with the limit itself: a batch
+        // measured over it is split exactly, here or at close.
+        let per_record = match self.measured_bytes.checked_div(self.measured_count) {
+            Some(average) => average + 1,
             // No measurement yet: the record encoded alone. Not its JSON size, which
             // a NaN or an infinity (that columnar carries bit-exact) would refuse.
             None => {
@@ -206,35 +211,42 @@ impl Batcher {
             Codec::Columnar.encode(&self.open, &mut self.scratch)?;
             let exact = self.scratch.len();
             if exact > max {
-                let record = self.open.pop();
-                self.close(now)?;
-                if let Some(record) = record {
-                    self.add(record, now);
-                    self.scratch.clear();
-                    Codec::Columnar.encode(&self.open, &mut self.scratch)?;
-                    if self.scratch.len() > max {
-                        let encoded = std::mem::take(&mut self.scratch);
-                        let records = std::mem::take(&mut self.open);
-                        self.opened_at = None;
-                        let batch = self.encoder.seal(&records, encoded, now, true)?;
-                        self.ready.push_back(batch);
-                        return Ok(());
-                    }
-                    self.measured_bytes = self.scratch.len();
-                    self.measured_count = 1;
-                }
+                self.seal_fitting_prefix(now)?;
             } else {
                 self.measured_bytes = exact;
                 self.measured_count = self.open.len();
-                // Too little room left for another record as estimated: close now
-                // rather than measure again on every push.
-                if max - exact < per_record.min(2 * exact / self.open.len() + 16) {
+                // Close once the room left is a small part of the limit, rather than
+                // measure again for every few records that still fit: each
+                // measurement encodes the whole open batch.
+                if max - exact <= (max / 64).max(per_record) {
                     return self.close(now);
                 }
             }
         }
         if self.open.len() >= self.policy.max_records {
             self.close(now)?;
+        }
+        Ok(())
+    }
+
+    /// Columnar: the open batch was measured over the limit. Seals its longest
+    /// prefix within the limit (the records measured before still fit), or the
+    /// first record alone and flagged when even that is over, and keeps the rest
+    /// open (its age still counts from when the batch opened).
+    fn seal_fitting_prefix(&mut self, now: Timestamp) -> Result<()> {
+        let mut records = std::mem::take(&mut self.open);
+        let fits = self.longest_fitting_prefix(&records, self.measured_count.max(1))?;
+        let rest = records.split_off(fits);
+        let mut encoded = Vec::new();
+        self.encoder.codec.encode(&records, &mut encoded)?;
+        let oversize = encoded.len() > self.policy.max_bytes;
+        let batch = self.encoder.seal(&records, encoded, now, oversize)?;
+        self.ready.push_back(batch);
+        self.open = rest;
+        self.measured_bytes = 0;
+        self.measured_count = 0;
+        if self.open.is_empty() {
+            self.opened_at = None;
         }
         Ok(())
     }
@@ -271,7 +283,7 @@ impl Batcher {
             }
             // Only an estimate can overshoot (columnar): send the longest prefix
             // that fits and keep going with the rest.
-            let fits = self.longest_fitting_prefix(&records)?;
+            let fits = self.longest_fitting_prefix(&records, 1)?;
             let rest = records.split_off(fits);
             let mut encoded = Vec::new();
             self.encoder.codec.encode(&records, &mut encoded)?;
@@ -283,9 +295,10 @@ impl Batcher {
         Ok(())
     }
 
-    /// Binary search for the longest prefix within `max_bytes` (at least one record).
-    fn longest_fitting_prefix(&mut self, records: &[DataRecord]) -> Result<usize> {
-        let (mut low, mut high) = (1, records.len());
+    /// Binary search for the longest prefix within `max_bytes`, given that the
+    /// first `known` records fit (or `known` is 1: at least one record goes).
+    fn longest_fitting_prefix(&mut self, records: &[DataRecord], known: usize) -> Result<usize> {
+        let (mut low, mut high) = (known.clamp(1, records.len()), records.len());
         while low < high {
             let middle = (low + high).div_ceil(2);
             self.scratch.clear();
