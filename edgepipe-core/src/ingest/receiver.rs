@@ -711,6 +711,8 @@ impl Receiver {
             store,
             quarantine: quarantine_store,
         } = &mut *state;
+        // One arm only without the `postgres` feature.
+        #[allow(clippy::infallible_destructuring_match)]
         let dedup = match dedup {
             DedupState::Journal(dedup) => dedup,
             #[cfg(feature = "postgres")]
