@@ -410,11 +410,10 @@ impl Receiver {
     /// [`MemoryStore`](super::MemoryStore) in tests).
     pub fn with_parts(
         config: ReceiverConfig,
-        dedup: Dedup,
-        store: Box<dyn Store>,
+        mut dedup: Dedup,
+        mut store: Box<dyn Store>,
         quarantine: Box<dyn QuarantineStore>,
     ) -> Result<Self> {
-        let (mut dedup, mut store) = (dedup, store);
         reconcile(&mut dedup, store.as_mut())?;
         let state = State {
             dedup: DedupState::Journal(dedup),
