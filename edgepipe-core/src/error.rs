@@ -174,6 +174,17 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The shared dedup ledger of ingest replicas (PostgreSQL) failed, could not be
+    /// reached or did not grant a lock in time. Nothing was answered as stored: a
+    /// retry is safe.
+    #[error("dedup ledger: {context}: {message}")]
+    Ledger {
+        /// What was being done, e.g. `locking batch b-17`.
+        context: String,
+        /// What the database or its client said.
+        message: String,
+    },
+
     /// An operating-system I/O failure, with what edgepipe was doing at the time.
     #[error("{context}: {source}")]
     Io {

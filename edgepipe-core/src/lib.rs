@@ -38,6 +38,7 @@
 //! | `mqtt` | `deliver::MqttSink` (QoS 1) |
 //! | `ingest-server` | the HTTP ingest server and the `edgepipe-ingest` binary |
 //! | `parquet` | the Parquet cold-tier store |
+//! | `postgres` | `ingest::PgLedger`, dedup shared by many ingest replicas |
 //!
 //! The guides live in the repository's `docs/`: `quickstart.md` (Rust, Python and
 //! C), `architecture.md`, `transforms.md`, `windows.md`, `wire-format.md` and

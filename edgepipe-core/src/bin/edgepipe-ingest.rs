@@ -24,6 +24,8 @@ const USAGE: &str = "usage: edgepipe-ingest --data-dir DIR --api-key KEY [option
   --max-decompressed-bytes N     decompressed size limit (default 67108864)
   --max-records N                records per batch limit (default 1000000)
   --max-in-flight N              ingest requests decoded at once (default 4)
+  --dedup-postgres URL           share dedup with other replicas in this PostgreSQL database
+                                 (feature `postgres`); DIR is then the lake volume they share
 
 Prints `listening on ADDR` once bound, then serves until killed. Every answered
 batch is on disk; one cut short by a kill is reconciled on the next start.";
@@ -48,6 +50,7 @@ fn run() -> Result<(), String> {
     let (mut cert, mut key) = (None, None);
     let mut config = ReceiverConfig::new(Vec::<String>::new());
     let mut max_in_flight = 4;
+    let mut dedup_postgres: Option<String> = None;
     let number = |flag: &str, value: Option<String>| -> Result<usize, String> {
         value
             .ok_or_else(|| format!("{flag} needs a value"))?
@@ -70,6 +73,7 @@ fn run() -> Result<(), String> {
             }
             "--max-records" => config.limits.max_records = number(&arg, args.next())?,
             "--max-in-flight" => max_in_flight = number(&arg, args.next())?,
+            "--dedup-postgres" => dedup_postgres = Some(value("--dedup-postgres")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -108,7 +112,14 @@ fn run() -> Result<(), String> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
-    let receiver = Receiver::open(config, &data_dir).map_err(|e| e.message_with_sources())?;
+    let receiver = match dedup_postgres {
+        None => Receiver::open(config, &data_dir),
+        #[cfg(feature = "postgres")]
+        Some(url) => Receiver::open_shared(config, &data_dir, &url),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => return Err("--dedup-postgres needs a build with the `postgres` feature".into()),
+    }
+    .map_err(|e| e.message_with_sources())?;
     let handle = start(Arc::new(receiver), server).map_err(|e| e.message_with_sources())?;
     println!("listening on {}", handle.local_addr());
     wait_for_stop_signal()?;

@@ -8,6 +8,8 @@
 //!    one per response of the HTTP protocol (`docs/wire-http.md`);
 //! 2. [`dedup`]: [`Dedup`], batch ids and per-source sequence ranges, journalled
 //!    so each record is stored once across retries and restarts;
+//!    `ledger::PgLedger` (feature `postgres`) is the same state shared by many
+//!    replicas, in PostgreSQL;
 //! 3. [`store`]: the [`Store`] trait, the partitioned [`DataLakeStore`], the
 //!    [`JsonlQuarantine`] and a [`MemoryStore`] for tests;
 //!    `parquet::ParquetStore` (feature `parquet`) is the cold tier;
@@ -17,6 +19,8 @@
 //! The design, the order of the checks and the crash argument are in `docs/ingest.md`.
 
 pub mod dedup;
+#[cfg(feature = "postgres")]
+pub mod ledger;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod receiver;
@@ -25,6 +29,8 @@ pub mod server;
 pub mod store;
 
 pub use dedup::{Dedup, RangeSet, Retention};
+#[cfg(feature = "postgres")]
+pub use ledger::PgLedger;
 pub use receiver::{CrashPoint, IngestRequest, Metrics, Outcome, Receiver, ReceiverConfig};
 pub use store::{
     DataLakeStore, JsonlQuarantine, MemoryStore, QuarantineStore, QuarantinedRecord, Store,

@@ -12,6 +12,8 @@ use serde::de::{Deserializer as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::dedup::{Dedup, Retention, collapse};
+#[cfg(feature = "postgres")]
+use super::ledger::PgLedger;
 use super::store::{
     DataLakeStore, JsonlQuarantine, QuarantineStore, QuarantinedRecord, Store, store_key,
 };
@@ -326,8 +328,29 @@ impl Metrics {
     }
 }
 
+/// Where the dedup state lives: this process's journal, or the ledger shared by
+/// every replica.
+enum DedupState {
+    Journal(Dedup),
+    /// Boxed: one per receiver, and the journal variant stays small.
+    #[cfg(feature = "postgres")]
+    Ledger(Box<PgLedger>),
+}
+
+impl DedupState {
+    /// The fast check made before decoding; a ledger that cannot answer says no,
+    /// and the store step, which must reach it too, answers 503.
+    fn has_batch(&mut self, key: &str) -> bool {
+        match self {
+            DedupState::Journal(dedup) => dedup.has_batch(key),
+            #[cfg(feature = "postgres")]
+            DedupState::Ledger(ledger) => ledger.has_batch(key).unwrap_or(false),
+        }
+    }
+}
+
 struct State {
-    dedup: Dedup,
+    dedup: DedupState,
     store: Box<dyn Store>,
     quarantine: Box<dyn QuarantineStore>,
 }
@@ -387,23 +410,58 @@ impl Receiver {
     /// [`MemoryStore`](super::MemoryStore) in tests).
     pub fn with_parts(
         config: ReceiverConfig,
-        dedup: Dedup,
-        store: Box<dyn Store>,
+        mut dedup: Dedup,
+        mut store: Box<dyn Store>,
         quarantine: Box<dyn QuarantineStore>,
     ) -> Result<Self> {
-        let mut state = State {
-            dedup,
+        reconcile(&mut dedup, store.as_mut())?;
+        let state = State {
+            dedup: DedupState::Journal(dedup),
             store,
             quarantine,
         };
-        reconcile(&mut state)?;
-        Ok(Receiver {
+        Ok(Self::from_state(config, state))
+    }
+
+    /// A receiver whose dedup state is the [`PgLedger`] shared with other replicas
+    /// (feature `postgres`), over stores the replicas share (the same lake volume).
+    /// Pending batches that replicas which died left behind are reconciled before
+    /// this returns (those still being written by live replicas are left to them).
+    #[cfg(feature = "postgres")]
+    pub fn with_ledger(
+        config: ReceiverConfig,
+        mut ledger: PgLedger,
+        mut store: Box<dyn Store>,
+        quarantine: Box<dyn QuarantineStore>,
+    ) -> Result<Self> {
+        ledger.reconcile_abandoned(&mut |key| store.recover(key))?;
+        let state = State {
+            dedup: DedupState::Ledger(Box::new(ledger)),
+            store,
+            quarantine,
+        };
+        Ok(Self::from_state(config, state))
+    }
+
+    /// [`open`](Self::open) for one of many replicas: `lake/` and `quarantine/` under
+    /// `dir` (a volume every replica mounts) and the dedup ledger at `postgres_url`;
+    /// nothing under `dir` belongs to this replica alone.
+    #[cfg(feature = "postgres")]
+    pub fn open_shared(config: ReceiverConfig, dir: &Path, postgres_url: &str) -> Result<Self> {
+        let store = DataLakeStore::open(dir.join("lake"))?;
+        let quarantine = JsonlQuarantine::open(dir.join("quarantine"))?;
+        let ledger = PgLedger::connect(postgres_url, config.retention)?;
+        Self::with_ledger(config, ledger, Box::new(store), Box::new(quarantine))
+    }
+
+    fn from_state(config: ReceiverConfig, state: State) -> Self {
+        Receiver {
             config,
             state: Mutex::new(state),
             metrics: Metrics::default(),
             crash_at: Mutex::new(None),
             crashed: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The configuration.
@@ -647,11 +705,33 @@ impl Receiver {
         if self.crashed.load(Ordering::SeqCst) {
             return self.unavailable("receiver stopped after a simulated crash");
         }
+        let State {
+            dedup,
+            store,
+            quarantine: quarantine_store,
+        } = &mut *state;
+        // One arm only without the `postgres` feature.
+        #[allow(clippy::infallible_destructuring_match)]
+        let dedup = match dedup {
+            DedupState::Journal(dedup) => dedup,
+            #[cfg(feature = "postgres")]
+            DedupState::Ledger(ledger) => {
+                return self.store_shared(
+                    ledger,
+                    store.as_mut(),
+                    quarantine_store.as_mut(),
+                    batch_id,
+                    key,
+                    records,
+                    quarantined,
+                );
+            }
+        };
         // Batches a failed write left behind are settled before anything else lands.
-        if let Err(error) = reconcile(&mut state) {
+        if let Err(error) = reconcile(dedup, store.as_mut()) {
             return self.unavailable(error.message_with_sources());
         }
-        if state.dedup.has_batch(key) {
+        if dedup.has_batch(key) {
             return Outcome::Duplicate {
                 batch_id: batch_id.to_owned(),
             };
@@ -662,7 +742,7 @@ impl Receiver {
         let mut duplicate = 0u64;
         for record in records {
             if let Some((source, epoch, sequence)) = parse_sequence_id(&record.record_id) {
-                if state.dedup.has_sequence(source, epoch, sequence)
+                if dedup.has_sequence(source, epoch, sequence)
                     || !seen.insert((source.to_owned(), epoch, sequence))
                 {
                     duplicate += 1;
@@ -675,7 +755,7 @@ impl Receiver {
         let now = now_seconds();
         if accepted.is_empty() && quarantined.is_empty() && duplicate > 0 {
             // Every record was stored before: the whole batch is a duplicate.
-            return match state.dedup.commit(key, now, true, Vec::new()) {
+            return match dedup.commit(key, now, true, Vec::new()) {
                 Ok(()) => Outcome::Duplicate {
                     batch_id: batch_id.to_owned(),
                 },
@@ -683,20 +763,20 @@ impl Receiver {
             };
         }
         let result = (|| -> Result<bool> {
-            state.dedup.begin(key)?;
+            dedup.begin(key)?;
             if self.crash_point(CrashPoint::AfterBegin) {
                 return Ok(false);
             }
             if !accepted.is_empty() {
-                state.store.put(key, &accepted)?;
+                store.put(key, &accepted)?;
             }
             if !quarantined.is_empty() {
-                state.quarantine.put(key, batch_id, &quarantined)?;
+                quarantine_store.put(key, batch_id, &quarantined)?;
             }
             if self.crash_point(CrashPoint::AfterStore) {
                 return Ok(false);
             }
-            state.dedup.commit(key, now, true, collapse(ids))?;
+            dedup.commit(key, now, true, collapse(ids))?;
             Ok(!self.crash_point(CrashPoint::AfterCommit))
         })();
         match result {
@@ -712,21 +792,142 @@ impl Receiver {
     }
 }
 
+#[cfg(feature = "postgres")]
+impl Receiver {
+    /// [`store`](Self::store) with the ledger shared by the replicas: the same steps,
+    /// under the ledger's locks on the batch key and the batch's sources (see
+    /// `docs/ingest.md`, "Many replicas").
+    #[allow(clippy::too_many_arguments)]
+    fn store_shared(
+        &self,
+        ledger: &mut PgLedger,
+        store: &mut dyn Store,
+        quarantine: &mut dyn QuarantineStore,
+        batch_id: &str,
+        key: &str,
+        records: Vec<DataRecord>,
+        quarantined: Vec<QuarantinedRecord>,
+    ) -> Outcome {
+        let result = self.store_shared_locked(
+            ledger,
+            store,
+            quarantine,
+            batch_id,
+            key,
+            records,
+            quarantined,
+        );
+        if self.crashed.load(Ordering::SeqCst) {
+            // A dead replica's connection closes: its locks go, its pending row stays.
+            ledger.disconnect();
+            return self.unavailable("receiver stopped after a simulated crash");
+        }
+        // The locks are given back whatever happened. A release that fails has
+        // dropped the connection, which frees them too, so the answer stands.
+        let _ = ledger.release();
+        match result {
+            Ok(outcome) => outcome,
+            Err(error) => self.unavailable(error.message_with_sources()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store_shared_locked(
+        &self,
+        ledger: &mut PgLedger,
+        store: &mut dyn Store,
+        quarantine: &mut dyn QuarantineStore,
+        batch_id: &str,
+        key: &str,
+        records: Vec<DataRecord>,
+        quarantined: Vec<QuarantinedRecord>,
+    ) -> Result<Outcome> {
+        let mut spans: std::collections::HashMap<super::dedup::StreamKey, (u64, u64)> =
+            std::collections::HashMap::new();
+        let mut sources = std::collections::BTreeSet::new();
+        for record in &records {
+            if let Some((source, epoch, sequence)) = parse_sequence_id(&record.record_id) {
+                if !sources.contains(source) {
+                    sources.insert(source.to_owned());
+                }
+                let span = spans
+                    .entry((source.to_owned(), epoch))
+                    .or_insert((sequence, sequence));
+                span.0 = span.0.min(sequence);
+                span.1 = span.1.max(sequence);
+            }
+        }
+        ledger.acquire(key, &sources, &mut |pending| store.recover(pending))?;
+        if ledger.has_batch(key)? {
+            return Ok(Outcome::Duplicate {
+                batch_id: batch_id.to_owned(),
+            });
+        }
+        let stored = ledger.stored_ranges(&spans)?;
+        let mut accepted = Vec::with_capacity(records.len());
+        let mut ids = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut duplicate = 0u64;
+        for record in records {
+            if let Some((source, epoch, sequence)) = parse_sequence_id(&record.record_id) {
+                let before = stored
+                    .get(&(source.to_owned(), epoch))
+                    .is_some_and(|set| set.contains(sequence));
+                if before || !seen.insert((source.to_owned(), epoch, sequence)) {
+                    duplicate += 1;
+                    continue;
+                }
+                ids.push((source.to_owned(), epoch, sequence));
+            }
+            accepted.push(record);
+        }
+        let now = now_seconds();
+        if accepted.is_empty() && quarantined.is_empty() && duplicate > 0 {
+            ledger.commit(key, now, &[])?;
+            return Ok(Outcome::Duplicate {
+                batch_id: batch_id.to_owned(),
+            });
+        }
+        let crashed = || self.unavailable("receiver stopped after a simulated crash");
+        ledger.begin(key, &sources, now)?;
+        if self.crash_point(CrashPoint::AfterBegin) {
+            return Ok(crashed());
+        }
+        if !accepted.is_empty() {
+            store.put(key, &accepted)?;
+        }
+        if !quarantined.is_empty() {
+            quarantine.put(key, batch_id, &quarantined)?;
+        }
+        if self.crash_point(CrashPoint::AfterStore) {
+            return Ok(crashed());
+        }
+        ledger.commit(key, now, &collapse(ids))?;
+        if self.crash_point(CrashPoint::AfterCommit) {
+            return Ok(crashed());
+        }
+        Ok(Outcome::Stored {
+            batch_id: batch_id.to_owned(),
+            accepted: accepted.len() as u64,
+            quarantined: quarantined.len() as u64,
+            duplicate,
+        })
+    }
+}
+
 /// Settles keys begun and never committed: whatever their interrupted write left
 /// in the store is journalled as stored (by sequence range; the key itself is not
 /// remembered, as its files may be partial), so a retry stores only the rest.
-fn reconcile(state: &mut State) -> Result<()> {
-    let pending: Vec<String> = state.dedup.pending().to_vec();
+fn reconcile(dedup: &mut Dedup, store: &mut dyn Store) -> Result<()> {
+    let pending: Vec<String> = dedup.pending().to_vec();
     for key in pending {
-        let records = state.store.recover(&key)?;
+        let records = store.recover(&key)?;
         let ids = records
             .iter()
             .filter_map(|r| parse_sequence_id(&r.record_id))
             .map(|(source, epoch, sequence)| (source.to_owned(), epoch, sequence))
             .collect();
-        state
-            .dedup
-            .commit(&key, now_seconds(), false, collapse(ids))?;
+        dedup.commit(&key, now_seconds(), false, collapse(ids))?;
     }
     Ok(())
 }

@@ -18,9 +18,18 @@
 //!
 //! The receiver behind it can be swapped ([`ChaosProxy::set_upstream`]), which is
 //! how a test restarts its server on a new port without the client noticing more
-//! than refused or broken connections. [`ChaosProxy::counts`] says how often each
-//! fault struck, so a test can insist every one of them did.
+//! than refused or broken connections. With several upstreams
+//! ([`ChaosProxy::start_many`]) it is a round-robin front: each new connection
+//! goes to the next one, as a load balancer in front of ingest replicas does.
+//! [`ChaosProxy::counts`] says how often each fault struck, so a test can insist
+//! every one of them did.
+//!
+//! [`edge`] is the other side: edge processes delivering through the proxy and
+//! being killed, and the check that every record landed once.
 #![allow(dead_code)]
+
+#[cfg(all(feature = "http", feature = "ingest-server"))]
+pub mod edge;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -99,7 +108,10 @@ impl FaultWeights {
 }
 
 struct Shared {
-    upstream: Mutex<SocketAddr>,
+    upstreams: Mutex<Vec<SocketAddr>>,
+    /// Connections sent upstream so far, each to `upstreams[n % len]`.
+    forwarded: Mutex<Vec<u64>>,
+    next_upstream: AtomicU64,
     weights: Mutex<FaultWeights>,
     rng: Mutex<u64>,
     counts: [AtomicU64; 5],
@@ -130,10 +142,18 @@ impl ChaosProxy {
     /// A proxy on a free loopback port forwarding to `upstream`, choosing faults by
     /// `weights` from a generator seeded with `seed`.
     pub fn start(upstream: SocketAddr, weights: FaultWeights, seed: u64) -> ChaosProxy {
+        ChaosProxy::start_many(vec![upstream], weights, seed)
+    }
+
+    /// A proxy alternating between `upstreams`, one connection each in turn.
+    pub fn start_many(upstreams: Vec<SocketAddr>, weights: FaultWeights, seed: u64) -> ChaosProxy {
+        assert!(!upstreams.is_empty());
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let address = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
-            upstream: Mutex::new(upstream),
+            forwarded: Mutex::new(vec![0; upstreams.len()]),
+            upstreams: Mutex::new(upstreams),
+            next_upstream: AtomicU64::new(0),
             weights: Mutex::new(weights),
             rng: Mutex::new(seed),
             counts: Default::default(),
@@ -157,7 +177,18 @@ impl ChaosProxy {
 
     /// New connections go to `upstream` from now on.
     pub fn set_upstream(&self, upstream: SocketAddr) {
-        *self.shared.upstream.lock().unwrap() = upstream;
+        self.set_upstream_at(0, upstream);
+    }
+
+    /// New connections that take turn `index` go to `upstream` from now on.
+    pub fn set_upstream_at(&self, index: usize, upstream: SocketAddr) {
+        self.shared.upstreams.lock().unwrap()[index] = upstream;
+    }
+
+    /// How many connections each upstream turn was given (whether or not its
+    /// server was up).
+    pub fn forwarded(&self) -> Vec<u64> {
+        self.shared.forwarded.lock().unwrap().clone()
     }
 
     /// New connections draw their fault by `weights` from now on.
@@ -233,7 +264,13 @@ fn serve(client: TcpStream, fault: Fault, responses: u32, shared: &Shared) {
             while matches!(client.read(&mut buffer), Ok(n) if n > 0) {}
         }
         Fault::Pass | Fault::CutBeforeServer | Fault::DropResponse => {
-            let upstream = *shared.upstream.lock().unwrap();
+            let upstream = {
+                let upstreams = shared.upstreams.lock().unwrap();
+                let turn =
+                    shared.next_upstream.fetch_add(1, Ordering::Relaxed) as usize % upstreams.len();
+                shared.forwarded.lock().unwrap()[turn] += 1;
+                upstreams[turn]
+            };
             let Ok(server) = TcpStream::connect(upstream) else {
                 // The server is down: the client sees a connection closed at once.
                 let _ = client.shutdown(Shutdown::Both);
