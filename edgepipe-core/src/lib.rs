@@ -38,6 +38,8 @@
 //! | `mqtt` | `deliver::MqttSink` (QoS 1) |
 //! | `ingest-server` | the HTTP ingest server and the `edgepipe-ingest` binary |
 //! | `parquet` | the Parquet cold-tier store |
+//! | `kafka` | `deliver::KafkaSink` and `ingest::KafkaStore` (rskafka, pure Rust; `docs/kafka.md`) |
+//! | `kafka-lz4` | Kafka-side lz4 compression (builds the C liblz4) |
 //!
 //! The guides live in the repository's `docs/`: `quickstart.md` (Rust, Python and
 //! C), `architecture.md`, `transforms.md`, `windows.md`, `wire-format.md` and

@@ -24,6 +24,9 @@ const USAGE: &str = "usage: edgepipe-ingest --data-dir DIR --api-key KEY [option
   --max-decompressed-bytes N     decompressed size limit (default 67108864)
   --max-records N                records per batch limit (default 1000000)
   --max-in-flight N              ingest requests decoded at once (default 4)
+  --kafka-brokers HOST:PORT[,..] also publish accepted records to Kafka (feature `kafka`)
+  --kafka-topic T                the Kafka topic (it must exist), keyed by device id
+  --kafka-only                   publish to Kafka instead of the data lake
 
 Prints `listening on ADDR` once bound, then serves until killed. Every answered
 batch is on disk; one cut short by a kill is reconciled on the next start.";
@@ -48,6 +51,7 @@ fn run() -> Result<(), String> {
     let (mut cert, mut key) = (None, None);
     let mut config = ReceiverConfig::new(Vec::<String>::new());
     let mut max_in_flight = 4;
+    let mut kafka = KafkaFlags::default();
     let number = |flag: &str, value: Option<String>| -> Result<usize, String> {
         value
             .ok_or_else(|| format!("{flag} needs a value"))?
@@ -70,6 +74,9 @@ fn run() -> Result<(), String> {
             }
             "--max-records" => config.limits.max_records = number(&arg, args.next())?,
             "--max-in-flight" => max_in_flight = number(&arg, args.next())?,
+            "--kafka-brokers" => kafka.brokers = Some(value("--kafka-brokers")?),
+            "--kafka-topic" => kafka.topic = Some(value("--kafka-topic")?),
+            "--kafka-only" => kafka.only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -108,7 +115,11 @@ fn run() -> Result<(), String> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
-    let receiver = Receiver::open(config, &data_dir).map_err(|e| e.message_with_sources())?;
+    let receiver = match kafka.store()? {
+        None => Receiver::open(config, &data_dir),
+        Some(store) => kafka_receiver(config, &data_dir, store, kafka.only),
+    }
+    .map_err(|e| e.message_with_sources())?;
     let handle = start(Arc::new(receiver), server).map_err(|e| e.message_with_sources())?;
     println!("listening on {}", handle.local_addr());
     wait_for_stop_signal()?;
@@ -140,4 +151,80 @@ fn wait_for_stop_signal() -> Result<(), String> {
             .await
             .map_err(|e| format!("listening for Ctrl-C: {e}"))
     })
+}
+
+/// The `--kafka-*` flags.
+#[derive(Default)]
+struct KafkaFlags {
+    brokers: Option<String>,
+    topic: Option<String>,
+    only: bool,
+}
+
+#[cfg(feature = "kafka")]
+type KafkaOutput = edgepipe_core::ingest::KafkaStore;
+#[cfg(not(feature = "kafka"))]
+type KafkaOutput = std::convert::Infallible;
+
+impl KafkaFlags {
+    fn store(&self) -> Result<Option<KafkaOutput>, String> {
+        match (&self.brokers, &self.topic) {
+            (None, None) if !self.only => Ok(None),
+            (Some(brokers), Some(topic)) => kafka_store(brokers, topic).map(Some),
+            _ => Err(
+                "--kafka-brokers and --kafka-topic go together (and --kafka-only needs both)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "kafka")]
+fn kafka_store(brokers: &str, topic: &str) -> Result<KafkaOutput, String> {
+    let brokers = brokers.split(',').map(str::trim).filter(|b| !b.is_empty());
+    edgepipe_core::ingest::KafkaStore::new(edgepipe_core::deliver::KafkaOptions::new(
+        brokers, topic,
+    ))
+    .map_err(|e| e.message_with_sources())
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_store(_brokers: &str, _topic: &str) -> Result<KafkaOutput, String> {
+    Err("this edgepipe-ingest was built without the `kafka` feature".into())
+}
+
+/// A receiver laid out as [`Receiver::open`]'s (quarantine and journal under
+/// `dir`) whose accepted records go to Kafka, after the lake unless `only`.
+#[cfg(feature = "kafka")]
+fn kafka_receiver(
+    config: ReceiverConfig,
+    dir: &std::path::Path,
+    kafka: KafkaOutput,
+    only: bool,
+) -> edgepipe_core::Result<Receiver> {
+    use edgepipe_core::ingest::{DataLakeStore, Dedup, JsonlQuarantine, Store, TeeStore};
+    let store: Box<dyn Store> = if only {
+        Box::new(kafka)
+    } else {
+        Box::new(TeeStore::new(
+            Box::new(DataLakeStore::open(dir.join("lake"))?),
+            Box::new(kafka),
+        ))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dedup = Dedup::open(dir.join("dedup.journal"), config.retention, now)?;
+    let quarantine = JsonlQuarantine::open(dir.join("quarantine"))?;
+    Receiver::with_parts(config, dedup, store, Box::new(quarantine))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_receiver(
+    _config: ReceiverConfig,
+    _dir: &std::path::Path,
+    kafka: KafkaOutput,
+    _only: bool,
+) -> edgepipe_core::Result<Receiver> {
+    match kafka {}
 }
