@@ -216,3 +216,37 @@ fn a_crash_before_the_commit_repeats_records_in_kafka_and_loses_none() {
         "the lake holds each once"
     );
 }
+
+/// The server drops its receiver, and the Kafka store's own runtime with it,
+/// inside its runtime when it shuts down: that must be a clean stop, not a panic.
+#[test]
+fn the_server_with_a_kafka_store_shuts_down_cleanly() {
+    use edgepipe_core::ingest::server::{ServerConfig, start};
+    let tansu = Tansu::start();
+    tansu.create_topic("stopping", PARTITIONS);
+    let kafka = KafkaStore::new(KafkaOptions::new([tansu.bootstrap()], "stopping")).unwrap();
+    let receiver = Receiver::with_parts(
+        ReceiverConfig::new([KEY]),
+        Dedup::in_memory(Retention::default()),
+        Box::new(kafka),
+        Box::new(MemoryStore::default()),
+    )
+    .unwrap();
+    let handle = start(
+        std::sync::Arc::new(receiver),
+        ServerConfig::new(([127, 0, 0, 1], 0).into()),
+    )
+    .unwrap();
+    let sent = records("gw", 2, 0..6);
+    let response = Http::connect(handle.local_addr()).send(
+        "POST",
+        "/api/ingest",
+        &request(&batch("gw", &sent, Codec::Json, Compression::None)),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    handle.shutdown().unwrap();
+    assert_eq!(
+        sorted_ids(&published(&tansu, "stopping")),
+        sorted_ids(&sent)
+    );
+}

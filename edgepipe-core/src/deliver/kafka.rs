@@ -383,8 +383,21 @@ pub(crate) fn record_to_kafka(
 pub(crate) struct Producer {
     pub(crate) options: KafkaOptions,
     tls: Option<Arc<rustls::ClientConfig>>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     link: Option<Link>,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.link = None;
+        // The ingest server drops its receiver, and this with it, inside its own
+        // runtime, where dropping a runtime panics; shutting down in the
+        // background is allowed anywhere and leaves nothing to wait for.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 struct Link {
@@ -416,7 +429,7 @@ impl Producer {
         Ok(Producer {
             options,
             tls,
-            runtime,
+            runtime: Some(runtime),
             link: None,
         })
     }
@@ -427,7 +440,7 @@ impl Producer {
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.runtime
+        self.runtime.as_ref().expect("a runtime until dropped")
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -465,10 +478,8 @@ impl Producer {
         let timeout = self.options.request_timeout;
         // The timer is made inside `block_on`: it needs the runtime's context.
         let work = produce_all(&mut self.link, &self.options, self.tls.as_ref(), records);
-        let outcome = match self
-            .runtime
-            .block_on(async { tokio::time::timeout(timeout, work).await })
-        {
+        let runtime = self.runtime.as_ref().expect("a runtime until dropped");
+        let outcome = match runtime.block_on(async { tokio::time::timeout(timeout, work).await }) {
             Ok(outcome) => outcome,
             Err(_) => Err(SendFailure::unreachable(format!(
                 "no acknowledgement from Kafka within {timeout:?}"
@@ -606,7 +617,7 @@ pub fn create_topic(options: &KafkaOptions, partitions: i32, replication: i16) -
             .await
     };
     let outcome = producer
-        .runtime
+        .runtime()
         .block_on(async { tokio::time::timeout(timeout, work).await });
     match outcome {
         Ok(Ok(())) => Ok(()),
