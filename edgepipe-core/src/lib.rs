@@ -44,7 +44,7 @@
 //! The guides live in the repository's `docs/`: `quickstart.md` (Rust, Python and
 //! C), `architecture.md`, `transforms.md`, `windows.md`, `wire-format.md` and
 //! `wire-http.md` (with versioning rules), `config.md`, `queue.md` and `durability.md`,
-//! `delivery.md`, `ingest.md`, `performance.md` (every figure with the command that
+//! `delivery.md`, `kafka.md`, `ingest.md`, `performance.md` (every figure with the command that
 //! reproduces it), `python.md`, `c.md`, `uniffi.md` and `migrating-from-seed.md`.
 //!
 //! ## The stages
