@@ -15,6 +15,7 @@
 //! | `s2` | 10 s tumbling windows per device, count/min/max/mean of every field, flushed at the end |
 //! | `s3` | the `s1-seed` batches delivered over loopback HTTP to edgepipe's ingest server |
 //! | `bandwidth` | bytes per record for every codec × compression × batch policy, with the workload's UUIDs and with sequence ids |
+//! | `kafka-batches`, `kafka-records` | the `s1-seed` batches drained from a durable queue through the Kafka sink to `--kafka-brokers`, one Kafka record per batch / per reading (`kafka` runs both; `all` includes them only when a broker is given) |
 //!
 //! Options: `--input FILE` (default: the same model generated in-process),
 //! `--records N` (the first N lines), `--scenario NAME` (repeatable; `all`),
@@ -37,8 +38,8 @@ use scenarios::{Scenario, ScenarioReport};
 use serde_json::json;
 
 const USAGE: &str = "usage: edgepipe-bench [--input FILE] [--records N] [--scenario NAME]... \
-[--queue-dir DIR] [--table]
-scenarios: s1-seed s1-native s2 s3 bandwidth all (default all)";
+[--queue-dir DIR] [--kafka-brokers ADDR] [--table]
+scenarios: s1-seed s1-native s2 s3 bandwidth kafka-batches kafka-records kafka all (default all)";
 
 #[derive(Debug)]
 struct Options {
@@ -47,6 +48,7 @@ struct Options {
     scenarios: Vec<Scenario>,
     queue_dir: Option<PathBuf>,
     table: bool,
+    kafka_brokers: Option<String>,
 }
 
 fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
@@ -56,7 +58,9 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         scenarios: Vec::new(),
         queue_dir: None,
         table: false,
+        kafka_brokers: None,
     };
+    let mut all = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         if flag == "--table" {
@@ -75,16 +79,26 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                     .map_err(|_| format!("--records takes a number, not {value:?}"))?;
                 options.records = Some(records);
             }
-            "--scenario" if value == "all" => options.scenarios.extend(Scenario::ALL),
+            "--scenario" if value == "all" => {
+                all = true;
+                options.scenarios.extend(Scenario::ALL);
+            }
+            "--scenario" if value == "kafka" => options.scenarios.extend(Scenario::KAFKA),
             "--scenario" => options.scenarios.push(
                 Scenario::from_name(&value).ok_or_else(|| format!("unknown scenario {value:?}"))?,
             ),
             "--queue-dir" => options.queue_dir = Some(PathBuf::from(value)),
+            "--kafka-brokers" => options.kafka_brokers = Some(value),
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
     if options.scenarios.is_empty() {
+        all = true;
         options.scenarios.extend(Scenario::ALL);
+    }
+    // `all` takes the Kafka scenarios only when there is a broker to run them against.
+    if all && options.kafka_brokers.is_some() {
+        options.scenarios.extend(Scenario::KAFKA);
     }
     let mut seen = Vec::new();
     options.scenarios.retain(|scenario| {
@@ -142,7 +156,12 @@ fn run(options: &Options) -> Result<serde_json::Value, String> {
             .map_err(|error| format!("creating {}: {error}", dir.display()))?;
         eprintln!("edgepipe-bench: running {}", scenario.name());
         let report = scenario
-            .run(&input, &dir, scratch.path())
+            .run(
+                &input,
+                &dir,
+                scratch.path(),
+                options.kafka_brokers.as_deref(),
+            )
             .map_err(|error| format!("scenario {}: {error}", scenario.name()))?;
         let _ = std::fs::remove_dir_all(&dir);
         reports.push(report);

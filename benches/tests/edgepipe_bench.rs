@@ -5,6 +5,9 @@
 
 use std::process::Command;
 
+#[path = "../../edgepipe-core/tests/kafka_support/mod.rs"]
+mod kafka_support;
+
 const RECORDS: usize = 3_000;
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -160,4 +163,52 @@ fn the_committed_chart_is_drawn_from_the_committed_report() {
         "regenerate it: python3 benches/chart.py docs/bench/edgepipe-bench.json docs/bench/bytes-per-record.svg"
     );
     assert!(drawn.contains("columnar + lz4") && drawn.contains("json-python + gzip-6"));
+}
+
+/// The Kafka scenarios, small, against a tansu broker this test starts: both modes
+/// drain the queue into the topic and read every record back before reporting.
+#[test]
+fn the_kafka_scenarios_run_against_a_broker() {
+    let tansu = kafka_support::Tansu::start();
+    let records = 1_000;
+    let output = run(&[
+        "--records",
+        &records.to_string(),
+        "--scenario",
+        "kafka",
+        "--kafka-brokers",
+        &tansu.bootstrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "edgepipe-bench failed:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for name in ["kafka-batches", "kafka-records"] {
+        let result = scenario(&report, name);
+        assert_eq!(result["verified"]["records_read_back"], records, "{result}");
+        assert!(
+            result["records_per_second"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0),
+            "{result}"
+        );
+    }
+    assert_eq!(
+        scenario(&report, "kafka-batches")["verified"]["kafka_records"],
+        records / 100
+    );
+    assert_eq!(
+        scenario(&report, "kafka-records")["verified"]["kafka_records"],
+        records
+    );
+    // Without a broker, `all` leaves them out rather than failing.
+    let names: Vec<&str> = ["kafka-batches", "kafka-records"].into();
+    let without = run(&["--records", "200", "--scenario", "all"]);
+    assert!(without.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&without.stdout).unwrap();
+    for result in report["scenarios"].as_array().unwrap() {
+        assert!(
+            !names.contains(&result["scenario"].as_str().unwrap()),
+            "{result}"
+        );
+    }
 }

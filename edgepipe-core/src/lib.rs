@@ -39,11 +39,13 @@
 //! | `ingest-server` | the HTTP ingest server and the `edgepipe-ingest` binary |
 //! | `parquet` | the Parquet cold-tier store |
 //! | `postgres` | `ingest::PgLedger`, dedup shared by many ingest replicas |
+//! | `kafka` | `deliver::KafkaSink` and `ingest::KafkaStore` (rskafka, pure Rust; `docs/kafka.md`) |
+//! | `kafka-lz4` | Kafka-side lz4 compression (builds the C liblz4) |
 //!
 //! The guides live in the repository's `docs/`: `quickstart.md` (Rust, Python and
 //! C), `architecture.md`, `transforms.md`, `windows.md`, `wire-format.md` and
 //! `wire-http.md` (with versioning rules), `config.md`, `queue.md` and `durability.md`,
-//! `delivery.md`, `ingest.md`, `performance.md` (every figure with the command that
+//! `delivery.md`, `kafka.md`, `ingest.md`, `performance.md` (every figure with the command that
 //! reproduces it), `python.md`, `c.md`, `uniffi.md` and `migrating-from-seed.md`.
 //!
 //! ## The stages

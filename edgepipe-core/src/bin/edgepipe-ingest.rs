@@ -26,6 +26,9 @@ const USAGE: &str = "usage: edgepipe-ingest --data-dir DIR --api-key KEY [option
   --max-in-flight N              ingest requests decoded at once (default 4)
   --dedup-postgres URL           share dedup with other replicas in this PostgreSQL database
                                  (feature `postgres`); DIR is then the lake volume they share
+  --kafka-brokers HOST:PORT[,..] also publish accepted records to Kafka (feature `kafka`)
+  --kafka-topic T                the Kafka topic (it must exist), keyed by device id
+  --kafka-only                   publish to Kafka instead of the data lake
 
 Prints `listening on ADDR` once bound, then serves until killed. Every answered
 batch is on disk; one cut short by a kill is reconciled on the next start.";
@@ -51,6 +54,7 @@ fn run() -> Result<(), String> {
     let mut config = ReceiverConfig::new(Vec::<String>::new());
     let mut max_in_flight = 4;
     let mut dedup_postgres: Option<String> = None;
+    let mut kafka = KafkaFlags::default();
     let number = |flag: &str, value: Option<String>| -> Result<usize, String> {
         value
             .ok_or_else(|| format!("{flag} needs a value"))?
@@ -74,6 +78,9 @@ fn run() -> Result<(), String> {
             "--max-records" => config.limits.max_records = number(&arg, args.next())?,
             "--max-in-flight" => max_in_flight = number(&arg, args.next())?,
             "--dedup-postgres" => dedup_postgres = Some(value("--dedup-postgres")?),
+            "--kafka-brokers" => kafka.brokers = Some(value("--kafka-brokers")?),
+            "--kafka-topic" => kafka.topic = Some(value("--kafka-topic")?),
+            "--kafka-only" => kafka.only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -112,14 +119,14 @@ fn run() -> Result<(), String> {
         (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
-    let receiver = match dedup_postgres {
-        None => Receiver::open(config, &data_dir),
-        #[cfg(feature = "postgres")]
-        Some(url) => Receiver::open_shared(config, &data_dir, &url),
-        #[cfg(not(feature = "postgres"))]
-        Some(_) => return Err("--dedup-postgres needs a build with the `postgres` feature".into()),
-    }
-    .map_err(|e| e.message_with_sources())?;
+    let kafka_output = kafka.store()?;
+    let receiver = receiver_from_flags(
+        config,
+        &data_dir,
+        kafka_output,
+        kafka.only,
+        dedup_postgres,
+    )?;
     let handle = start(Arc::new(receiver), server).map_err(|e| e.message_with_sources())?;
     println!("listening on {}", handle.local_addr());
     wait_for_stop_signal()?;
@@ -151,4 +158,109 @@ fn wait_for_stop_signal() -> Result<(), String> {
             .await
             .map_err(|e| format!("listening for Ctrl-C: {e}"))
     })
+}
+
+/// The `--kafka-*` flags.
+#[derive(Default)]
+struct KafkaFlags {
+    brokers: Option<String>,
+    topic: Option<String>,
+    only: bool,
+}
+
+#[cfg(feature = "kafka")]
+type KafkaOutput = edgepipe_core::ingest::KafkaStore;
+#[cfg(not(feature = "kafka"))]
+type KafkaOutput = std::convert::Infallible;
+
+impl KafkaFlags {
+    fn store(&self) -> Result<Option<KafkaOutput>, String> {
+        match (&self.brokers, &self.topic) {
+            (None, None) if !self.only => Ok(None),
+            (Some(brokers), Some(topic)) => kafka_store(brokers, topic).map(Some),
+            _ => Err(
+                "--kafka-brokers and --kafka-topic go together (and --kafka-only needs both)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "kafka")]
+fn kafka_store(brokers: &str, topic: &str) -> Result<KafkaOutput, String> {
+    let brokers = brokers.split(',').map(str::trim).filter(|b| !b.is_empty());
+    edgepipe_core::ingest::KafkaStore::new(edgepipe_core::deliver::KafkaOptions::new(
+        brokers, topic,
+    ))
+    .map_err(|e| e.message_with_sources())
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_store(_brokers: &str, _topic: &str) -> Result<KafkaOutput, String> {
+    Err("this edgepipe-ingest was built without the `kafka` feature".into())
+}
+
+/// The receiver the flags describe, laid out as [`Receiver::open`]'s under `dir`:
+/// accepted records go to the data lake, to Kafka as well, or to Kafka only; the
+/// dedup state is the journal under `dir`, or with `--dedup-postgres` the ledger
+/// shared by every replica.
+fn receiver_from_flags(
+    config: ReceiverConfig,
+    dir: &std::path::Path,
+    kafka: Option<KafkaOutput>,
+    kafka_only: bool,
+    dedup_postgres: Option<String>,
+) -> Result<Receiver, String> {
+    use edgepipe_core::ingest::{DataLakeStore, Dedup, JsonlQuarantine, Store};
+    let failed = |error: edgepipe_core::Error| error.message_with_sources();
+    let store: Box<dyn Store> = match kafka {
+        None => Box::new(DataLakeStore::open(dir.join("lake")).map_err(failed)?),
+        Some(kafka) => kafka_output(kafka, kafka_only, dir).map_err(failed)?,
+    };
+    let quarantine = Box::new(JsonlQuarantine::open(dir.join("quarantine")).map_err(failed)?);
+    match dedup_postgres {
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let dedup = Dedup::open(dir.join("dedup.journal"), config.retention, now)
+                .map_err(failed)?;
+            Receiver::with_parts(config, dedup, store, quarantine).map_err(failed)
+        }
+        #[cfg(feature = "postgres")]
+        Some(url) => {
+            let ledger =
+                edgepipe_core::ingest::PgLedger::connect(&url, config.retention).map_err(failed)?;
+            Receiver::with_ledger(config, ledger, store, quarantine).map_err(failed)
+        }
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => Err("--dedup-postgres needs a build with the `postgres` feature".into()),
+    }
+}
+
+/// Kafka as the store, after the lake unless `only`.
+#[cfg(feature = "kafka")]
+fn kafka_output(
+    kafka: KafkaOutput,
+    only: bool,
+    dir: &std::path::Path,
+) -> edgepipe_core::Result<Box<dyn edgepipe_core::ingest::Store>> {
+    use edgepipe_core::ingest::{DataLakeStore, TeeStore};
+    Ok(if only {
+        Box::new(kafka)
+    } else {
+        Box::new(TeeStore::new(
+            Box::new(DataLakeStore::open(dir.join("lake"))?),
+            Box::new(kafka),
+        ))
+    })
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_output(
+    kafka: KafkaOutput,
+    _only: bool,
+    _dir: &std::path::Path,
+) -> edgepipe_core::Result<Box<dyn edgepipe_core::ingest::Store>> {
+    match kafka {}
 }

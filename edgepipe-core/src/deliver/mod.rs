@@ -12,9 +12,13 @@
 //! - [`http`] (feature `http`): [`HttpSink`], `POST /api/ingest` as the seed's
 //!   protocol with edgepipe's extension headers;
 //! - [`mqtt`] (feature `mqtt`): [`MqttSink`], QoS 1 publishes confirmed by the broker's PUBACK.
+//! - [`kafka`] (feature `kafka`): [`KafkaSink`], batches or records produced with
+//!   `acks=all`, partitioned by Kafka's default partitioner (`docs/kafka.md`).
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod retry;
@@ -23,6 +27,11 @@ pub mod worker;
 
 #[cfg(feature = "http")]
 pub use http::{HttpSink, HttpSinkOptions};
+#[cfg(feature = "kafka")]
+pub use kafka::{
+    KafkaCompression, KafkaMode, KafkaOptions, KafkaSink, KafkaTls, create_topic,
+    default_partition, murmur2,
+};
 #[cfg(feature = "mqtt")]
 pub use mqtt::{DEFAULT_TOPIC, MqttOptions, MqttSink, MqttTls, topic_level};
 pub use retry::{

@@ -13,6 +13,8 @@
 //! 3. [`store`]: the [`Store`] trait, the partitioned [`DataLakeStore`], the
 //!    [`JsonlQuarantine`] and a [`MemoryStore`] for tests;
 //!    `parquet::ParquetStore` (feature `parquet`) is the cold tier;
+//!    [`TeeStore`] writes to two stores (the lake, then Kafka);
+//!    `kafka::KafkaStore` (feature `kafka`) publishes to a Kafka topic by device;
 //! 4. `server` (feature `ingest-server`): the HTTP/1.1 server around the receiver,
 //!    also run by the `edgepipe-ingest` binary.
 //!
@@ -21,18 +23,24 @@
 pub mod dedup;
 #[cfg(feature = "postgres")]
 pub mod ledger;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod receiver;
 #[cfg(feature = "ingest-server")]
 pub mod server;
 pub mod store;
+pub mod tee;
 
 pub use dedup::{Dedup, RangeSet, Retention};
 #[cfg(feature = "postgres")]
 pub use ledger::PgLedger;
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaMessage, KafkaReader, KafkaStore};
 pub use receiver::{CrashPoint, IngestRequest, Metrics, Outcome, Receiver, ReceiverConfig};
 pub use store::{
     DataLakeStore, JsonlQuarantine, MemoryStore, QuarantineStore, QuarantinedRecord, Store,
     store_key,
 };
+pub use tee::TeeStore;
