@@ -11,12 +11,16 @@
 //!   that loop on a thread of its own;
 //! - [`http`] (feature `http`): [`HttpSink`], `POST /api/ingest` as the seed's
 //!   protocol with edgepipe's extension headers;
-//! - [`mqtt`] (feature `mqtt`): [`MqttSink`], QoS 1 publishes confirmed by the broker's PUBACK.
+//! - [`mqtt`] (feature `mqtt`): [`MqttSink`], QoS 1 publishes confirmed by the broker's PUBACK;
+//! - [`nats`] (feature `nats`): [`NatsSink`], JetStream publishes confirmed by the
+//!   stream's PubAck, deduplicated by batch id.
 
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod retry;
 pub mod sink;
 pub mod worker;
@@ -25,6 +29,10 @@ pub mod worker;
 pub use http::{HttpSink, HttpSinkOptions};
 #[cfg(feature = "mqtt")]
 pub use mqtt::{DEFAULT_TOPIC, MqttOptions, MqttSink, MqttTls, topic_level};
+#[cfg(feature = "nats")]
+pub use nats::{
+    DEFAULT_SUBJECT, NatsAuth, NatsOptions, NatsSink, NatsStream, NatsTls, subject_token,
+};
 pub use retry::{
     CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after, parse_retry_after_at,
 };
