@@ -15,11 +15,12 @@
 //! | `s2` | 10 s tumbling windows per device, count/min/max/mean of every field, flushed at the end |
 //! | `s3` | the `s1-seed` batches delivered over loopback HTTP to edgepipe's ingest server |
 //! | `bandwidth` | bytes per record for every codec × compression × batch policy, with the workload's UUIDs and with sequence ids |
+//! | `nats` | the `s1-seed` batches delivered through `NatsSink` to NATS JetStream at `--nats-url` (skipped by `all` without it) |
 //!
 //! Options: `--input FILE` (default: the same model generated in-process),
 //! `--records N` (the first N lines), `--scenario NAME` (repeatable; `all`),
 //! `--queue-dir DIR` (where the queues go, so a run chooses its disk; default a
-//! temporary directory), `--table`. It reads nothing but its input and writes only
+//! temporary directory), `--nats-url URL` (the `nats` scenario's server), `--table`. It reads nothing but its input and writes only
 //! under the queue directory and a temporary directory, both emptied on exit.
 //!
 //! Every scenario ends with an untimed check of its output (the queue drained
@@ -37,8 +38,8 @@ use scenarios::{Scenario, ScenarioReport};
 use serde_json::json;
 
 const USAGE: &str = "usage: edgepipe-bench [--input FILE] [--records N] [--scenario NAME]... \
-[--queue-dir DIR] [--table]
-scenarios: s1-seed s1-native s2 s3 bandwidth all (default all)";
+[--queue-dir DIR] [--nats-url URL] [--table]
+scenarios: s1-seed s1-native s2 s3 bandwidth nats all (default all; nats only with --nats-url)";
 
 #[derive(Debug)]
 struct Options {
@@ -46,6 +47,7 @@ struct Options {
     records: Option<usize>,
     scenarios: Vec<Scenario>,
     queue_dir: Option<PathBuf>,
+    nats_url: Option<String>,
     table: bool,
 }
 
@@ -55,8 +57,10 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         records: None,
         scenarios: Vec::new(),
         queue_dir: None,
+        nats_url: None,
         table: false,
     };
+    let mut nats_named = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         if flag == "--table" {
@@ -76,15 +80,29 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                 options.records = Some(records);
             }
             "--scenario" if value == "all" => options.scenarios.extend(Scenario::ALL),
+            "--scenario" if value == "nats" => {
+                nats_named = true;
+                options.scenarios.push(Scenario::Nats);
+            }
             "--scenario" => options.scenarios.push(
                 Scenario::from_name(&value).ok_or_else(|| format!("unknown scenario {value:?}"))?,
             ),
             "--queue-dir" => options.queue_dir = Some(PathBuf::from(value)),
+            "--nats-url" => options.nats_url = Some(value),
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
     if options.scenarios.is_empty() {
         options.scenarios.extend(Scenario::ALL);
+    }
+    if options.nats_url.is_none() {
+        if nats_named {
+            return Err("--scenario nats needs --nats-url URL".into());
+        }
+        // `all` runs what needs no outside server.
+        options
+            .scenarios
+            .retain(|scenario| *scenario != Scenario::Nats);
     }
     let mut seen = Vec::new();
     options.scenarios.retain(|scenario| {
@@ -142,7 +160,7 @@ fn run(options: &Options) -> Result<serde_json::Value, String> {
             .map_err(|error| format!("creating {}: {error}", dir.display()))?;
         eprintln!("edgepipe-bench: running {}", scenario.name());
         let report = scenario
-            .run(&input, &dir, scratch.path())
+            .run(&input, &dir, scratch.path(), options.nats_url.as_deref())
             .map_err(|error| format!("scenario {}: {error}", scenario.name()))?;
         let _ = std::fs::remove_dir_all(&dir);
         reports.push(report);
