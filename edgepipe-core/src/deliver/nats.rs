@@ -178,6 +178,7 @@ pub struct NatsSink {
 }
 
 struct Link {
+    client: async_nats::Client,
     jetstream: jetstream::Context,
     /// The last error the server sent on this connection (`-ERR`), such as a
     /// permissions violation, which arrives apart from the publish it is about.
@@ -248,12 +249,16 @@ impl NatsSink {
         self.subject.render(&batch.envelope)
     }
 
-    /// Makes the sink's runtime on first use: a current-thread runtime, so the
-    /// client's tasks run only while a `send` waits on them.
+    /// Makes the sink's runtime on first use. It has one worker thread rather
+    /// than none: the client must answer the server's PINGs between sends, or
+    /// an idle gateway's connection is closed as stale and the next publish on
+    /// it fails for nothing.
     fn ensure_runtime(&mut self) -> std::io::Result<()> {
         if self.runtime.is_none() {
             self.runtime = Some(
-                tokio::runtime::Builder::new_current_thread()
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("edgepipe-nats")
                     .enable_all()
                     .build()?,
             );
@@ -343,10 +348,20 @@ async fn publish(
             .await?
             .await
     };
+    // Interest in a disconnection is registered before the state is read, so a
+    // drop between the two still wakes the wait below.
     let lost = Arc::clone(&link.lost);
+    let dropped = lost.notified();
+    tokio::pin!(dropped);
+    dropped.as_mut().enable();
+    if link.client.connection_state() != async_nats::connection::State::Connected {
+        return Err(SendFailure::unreachable(
+            "NATS connection lost; the client is reconnecting",
+        ));
+    }
     let acked = tokio::select! {
         acked = acked => acked,
-        () = lost.notified() => {
+        () = dropped => {
             return Err(SendFailure::unreachable(
                 "NATS connection lost before the PubAck arrived",
             ));
@@ -413,9 +428,10 @@ async fn connect(
             }
             _ => SendFailure::unreachable(format!("NATS connect: {error}")),
         })?;
-    let mut jetstream = jetstream::new(client);
+    let mut jetstream = jetstream::new(client.clone());
     jetstream.set_timeout(options.request_timeout);
     Ok(Link {
+        client,
         jetstream,
         server_error,
         lost,
