@@ -492,3 +492,25 @@ fn tls_with_the_servers_ca_delivers_and_with_another_ca_does_not() {
         "{outcome:?}"
     );
 }
+
+#[test]
+fn a_token_is_sent_and_its_absence_is_permanent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start_with_config(
+        dir.path(),
+        Some("authorization {\n  token: \"edge-token\"\n}\n"),
+    );
+    let mut with_token = options(server.url());
+    with_token.auth = NatsAuth::Token("edge-token".into());
+    assert_eq!(
+        NatsSink::new(with_token).unwrap().send(&batch("gw", 0)),
+        Ok(Delivered::Stored)
+    );
+    let without = NatsSink::new(options(server.url()))
+        .unwrap()
+        .send(&batch("gw", 1));
+    assert!(
+        matches!(&without, Err(SendFailure::Permanent { reason }) if reason.contains("credentials")),
+        "{without:?}"
+    );
+}
