@@ -16,11 +16,12 @@
 //! | `s3` | the `s1-seed` batches delivered over loopback HTTP to edgepipe's ingest server |
 //! | `bandwidth` | bytes per record for every codec × compression × batch policy, with the workload's UUIDs and with sequence ids |
 //! | `kafka-batches`, `kafka-records` | the `s1-seed` batches drained from a durable queue through the Kafka sink to `--kafka-brokers`, one Kafka record per batch / per reading (`kafka` runs both; `all` includes them only when a broker is given) |
+//! | `nats` | the `s1-seed` batches delivered through `NatsSink` to NATS JetStream at `--nats-url` (skipped by `all` without it) |
 //!
 //! Options: `--input FILE` (default: the same model generated in-process),
 //! `--records N` (the first N lines), `--scenario NAME` (repeatable; `all`),
 //! `--queue-dir DIR` (where the queues go, so a run chooses its disk; default a
-//! temporary directory), `--table`. It reads nothing but its input and writes only
+//! temporary directory), `--nats-url URL` (the `nats` scenario's server), `--table`. It reads nothing but its input and writes only
 //! under the queue directory and a temporary directory, both emptied on exit.
 //!
 //! Every scenario ends with an untimed check of its output (the queue drained
@@ -38,8 +39,9 @@ use scenarios::{Scenario, ScenarioReport};
 use serde_json::json;
 
 const USAGE: &str = "usage: edgepipe-bench [--input FILE] [--records N] [--scenario NAME]... \
-[--queue-dir DIR] [--kafka-brokers ADDR] [--table]
-scenarios: s1-seed s1-native s2 s3 bandwidth kafka-batches kafka-records kafka all (default all)";
+[--queue-dir DIR] [--kafka-brokers ADDR] [--nats-url URL] [--table]
+scenarios: s1-seed s1-native s2 s3 bandwidth kafka-batches kafka-records kafka nats all
+(default all; the kafka scenarios only with --kafka-brokers, nats only with --nats-url)";
 
 #[derive(Debug)]
 struct Options {
@@ -47,6 +49,7 @@ struct Options {
     records: Option<usize>,
     scenarios: Vec<Scenario>,
     queue_dir: Option<PathBuf>,
+    nats_url: Option<String>,
     table: bool,
     kafka_brokers: Option<String>,
 }
@@ -57,10 +60,12 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         records: None,
         scenarios: Vec::new(),
         queue_dir: None,
+        nats_url: None,
         table: false,
         kafka_brokers: None,
     };
     let mut all = false;
+    let mut nats_named = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         if flag == "--table" {
@@ -84,11 +89,16 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                 options.scenarios.extend(Scenario::ALL);
             }
             "--scenario" if value == "kafka" => options.scenarios.extend(Scenario::KAFKA),
+            "--scenario" if value == "nats" => {
+                nats_named = true;
+                options.scenarios.push(Scenario::Nats);
+            }
             "--scenario" => options.scenarios.push(
                 Scenario::from_name(&value).ok_or_else(|| format!("unknown scenario {value:?}"))?,
             ),
             "--queue-dir" => options.queue_dir = Some(PathBuf::from(value)),
             "--kafka-brokers" => options.kafka_brokers = Some(value),
+            "--nats-url" => options.nats_url = Some(value),
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
@@ -99,6 +109,15 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
     // `all` takes the Kafka scenarios only when there is a broker to run them against.
     if all && options.kafka_brokers.is_some() {
         options.scenarios.extend(Scenario::KAFKA);
+    }
+    if options.nats_url.is_none() {
+        if nats_named {
+            return Err("--scenario nats needs --nats-url URL".into());
+        }
+        // `all` runs what needs no outside server.
+        options
+            .scenarios
+            .retain(|scenario| *scenario != Scenario::Nats);
     }
     let mut seen = Vec::new();
     options.scenarios.retain(|scenario| {
@@ -161,6 +180,7 @@ fn run(options: &Options) -> Result<serde_json::Value, String> {
                 &dir,
                 scratch.path(),
                 options.kafka_brokers.as_deref(),
+                options.nats_url.as_deref(),
             )
             .map_err(|error| format!("scenario {}: {error}", scenario.name()))?;
         let _ = std::fs::remove_dir_all(&dir);

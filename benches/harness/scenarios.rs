@@ -14,7 +14,7 @@ use edgepipe_benches::measure::{Cost, Measurement};
 use edgepipe_core::batch::{Batch, BatchEncoder, Codec, Compression, DecodeLimits};
 use edgepipe_core::deliver::{
     Delivery, DeliveryOptions, DeliveryWorker, HttpSink, HttpSinkOptions, KafkaMode, KafkaOptions,
-    KafkaSink, create_topic,
+    KafkaSink, NatsOptions, NatsSink, NatsStream, create_topic,
 };
 use edgepipe_core::ingest::server::{self, ServerConfig};
 use edgepipe_core::ingest::{
@@ -42,15 +42,17 @@ pub enum Scenario {
     Bandwidth,
     KafkaBatches,
     KafkaRecords,
+    Nats,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::S1Seed,
         Scenario::S1Native,
         Scenario::S2,
         Scenario::S3,
         Scenario::Bandwidth,
+        Scenario::Nats,
     ];
 
     /// The Kafka scenarios: run only when a broker is given (`--kafka-brokers`).
@@ -65,6 +67,7 @@ impl Scenario {
             Scenario::S2 => "s2",
             Scenario::S3 => "s3",
             Scenario::Bandwidth => "bandwidth",
+            Scenario::Nats => "nats",
         }
     }
 
@@ -76,13 +79,15 @@ impl Scenario {
     }
 
     /// Runs the scenario on `input`, its queue under `dir`, other scratch files
-    /// under `scratch`; the Kafka scenarios produce to `kafka_brokers`.
+    /// under `scratch`; the Kafka scenarios produce to `kafka_brokers`, the `nats`
+    /// scenario publishes to `nats_url`.
     pub fn run(
         self,
         input: &[u8],
         dir: &Path,
         scratch: &Path,
         kafka_brokers: Option<&str>,
+        nats_url: Option<&str>,
     ) -> Result<ScenarioReport, String> {
         let brokers = || kafka_brokers.ok_or_else(|| "needs --kafka-brokers".to_owned());
         match self {
@@ -93,6 +98,11 @@ impl Scenario {
             Scenario::S2 => windows(input),
             Scenario::S3 => delivery(input, dir, scratch),
             Scenario::Bandwidth => bandwidth(input),
+            Scenario::Nats => nats(
+                input,
+                dir,
+                nats_url.ok_or("the nats scenario needs --nats-url URL")?,
+            ),
         }
     }
 }
@@ -564,6 +574,112 @@ fn kafka(
             "retries": metrics.retries,
         }),
         rows: Vec::new(),
+    })
+}
+
+/// NATS: the `s1-seed` batches, enqueued durably together, delivered by the worker
+/// through `NatsSink` to a JetStream stream (file storage) on `url`; the clock runs
+/// from the enqueue until the queue is empty. The stream is made for the run, under
+/// a name of its own, and deleted after it.
+fn nats(input: &[u8], dir: &Path, url: &str) -> Result<ScenarioReport, String> {
+    let config = EdgeConfig::SEED;
+    let mut records = parse_all(input)?;
+    add_metadata().process_in_place(&mut records, &mut Vec::new());
+    let batches = GroupEncoder::new(config)?.encode(&records)?;
+    let bytes_out: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
+    let entries: Vec<Entry> = batches.iter().map(Entry::from_batch).collect();
+
+    // A fresh stream per run: an earlier run's ids would make every batch a duplicate.
+    let run = format!("{}_{}", std::process::id(), Timestamp::now().unix_nanos());
+    let stream_name = format!("EDGEPIPE_BENCH_{run}");
+    let prefix = format!("edgepipe-bench-{run}");
+    let mut options = NatsOptions::new(url);
+    options.subject = format!("{prefix}.{{source}}.batches");
+    options.ensure_stream = Some(NatsStream::new(
+        stream_name.clone(),
+        vec![format!("{prefix}.>")],
+    ));
+    let sink = NatsSink::new(options).map_err(error("NATS sink"))?;
+    let queue: Arc<dyn Queue> = Arc::new(
+        SegmentedLog::open(dir.join("queue"), LogOptions::default())
+            .map_err(error("opening the queue"))?,
+    );
+
+    let measurement = Measurement::start();
+    let worker = DeliveryWorker::spawn(Delivery::new(
+        Arc::clone(&queue),
+        Box::new(sink),
+        DeliveryOptions {
+            idle_wait: Duration::from_millis(1),
+            ..DeliveryOptions::default()
+        },
+    ))
+    .map_err(|error| format!("delivery thread: {error}"))?;
+    let batch_count = entries.len() as u64;
+    queue.enqueue_all(entries).map_err(error("enqueue"))?;
+    worker.notify();
+    worker.wait_for(Duration::from_secs(3600), |metrics| {
+        metrics.batches_sent + metrics.dead_lettered >= batch_count
+    });
+    if let Some(failure) = worker.failure() {
+        return Err(format!("delivery failed: {failure}"));
+    }
+    let cost = measurement.finish();
+    let metrics = worker.shutdown();
+
+    let stored = stream_messages_then_delete(url, &stream_name)?;
+    if stored != batch_count || metrics.dead_lettered > 0 || metrics.duplicates > 0 {
+        return Err(format!(
+            "{batch_count} batches sent, the stream holds {stored} ({} dead-lettered, {} duplicates: {:?})",
+            metrics.dead_lettered, metrics.duplicates, metrics.last_failure
+        ));
+    }
+    Ok(ScenarioReport {
+        scenario: Scenario::Nats,
+        records: records.len() as u64,
+        cost,
+        bytes_out,
+        config: json!({
+            "batches": "as s1-seed (json-python, gzip-6, 100 records), encoded before the clock",
+            "queue": "segmented log, synced, one enqueue_all",
+            "transport": "NATS JetStream publish over loopback, one batch in flight, PubAck awaited",
+            "server": "nats-server -js, a stream with file storage made for the run",
+        }),
+        verified: json!({
+            "stream_messages": stored,
+            "batches_sent": metrics.batches_sent,
+            "retries": metrics.retries,
+        }),
+        rows: Vec::new(),
+    })
+}
+
+/// How many messages the stream holds; then the stream is deleted.
+fn stream_messages_then_delete(url: &str, stream_name: &str) -> Result<u64, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("a runtime: {error}"))?;
+    runtime.block_on(async {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|error| format!("connecting to {url}: {error}"))?;
+        let context = async_nats::jetstream::new(client);
+        let mut stream = context
+            .get_stream(stream_name)
+            .await
+            .map_err(|error| format!("stream {stream_name}: {error}"))?;
+        let messages = stream
+            .info()
+            .await
+            .map_err(|error| format!("stream {stream_name}: {error}"))?
+            .state
+            .messages;
+        context
+            .delete_stream(stream_name)
+            .await
+            .map_err(|error| format!("deleting {stream_name}: {error}"))?;
+        Ok(messages)
     })
 }
 

@@ -7,6 +7,8 @@ use std::process::Command;
 
 #[path = "../../edgepipe-core/tests/kafka_support/mod.rs"]
 mod kafka_support;
+#[path = "../../edgepipe-core/tests/nats_support/mod.rs"]
+mod nats_support;
 
 const RECORDS: usize = 3_000;
 
@@ -117,6 +119,40 @@ fn every_scenario_runs_and_checks_its_output() {
     // Each scenario's directory is removed when it ends.
     let left: Vec<_> = std::fs::read_dir(&queues).unwrap().collect();
     assert!(left.is_empty(), "left behind in the queue dir: {left:?}");
+}
+
+/// The `nats` scenario against a `nats-server -js` the test starts (`apt-get install
+/// nats-server`): every batch is in the stream once, and the stream is gone afterwards.
+#[test]
+fn the_nats_scenario_delivers_every_batch_to_jetstream() {
+    let work = tempfile::tempdir().unwrap();
+    let server = nats_support::NatsServer::start(&work.path().join("nats"));
+    let input = work.path().join("workload.jsonl");
+    let spec = edgepipe_examples::workload::WorkloadSpec::default();
+    std::fs::write(&input, edgepipe_examples::workload::jsonl(spec, RECORDS)).unwrap();
+    let output = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--scenario",
+        "nats",
+        "--nats-url",
+        &server.url(),
+        "--queue-dir",
+        work.path().join("queues").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "edgepipe-bench failed:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let nats = scenario(&report, "nats");
+    assert_eq!(nats["records"], RECORDS);
+    assert_eq!(nats["verified"]["stream_messages"], RECORDS / 100);
+    assert_eq!(nats["verified"]["batches_sent"], RECORDS / 100);
+    assert!(nats["records_per_second"].as_f64().is_some_and(|r| r > 0.0));
+
+    // Without a URL, `all` leaves it out and naming it is refused.
+    let named = run(&["--scenario", "nats", "--records", "10"]);
+    assert_eq!(named.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&named.stderr).contains("--nats-url"));
 }
 
 #[test]

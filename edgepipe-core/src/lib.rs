@@ -36,6 +36,7 @@
 //! | `sqlite` | `queue::SqliteQueue`, the seed's `delivery_queue` table |
 //! | `http` | `deliver::HttpSink` (rustls on ring) |
 //! | `mqtt` | `deliver::MqttSink` (QoS 1) |
+//! | `nats` | `deliver::NatsSink` (NATS JetStream, deduplicated by batch id) |
 //! | `ingest-server` | the HTTP ingest server and the `edgepipe-ingest` binary |
 //! | `parquet` | the Parquet cold-tier store |
 //! | `postgres` | `ingest::PgLedger`, dedup shared by many ingest replicas |

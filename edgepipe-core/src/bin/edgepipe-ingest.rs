@@ -120,13 +120,8 @@ fn run() -> Result<(), String> {
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
     let kafka_output = kafka.store()?;
-    let receiver = receiver_from_flags(
-        config,
-        &data_dir,
-        kafka_output,
-        kafka.only,
-        dedup_postgres,
-    )?;
+    let receiver =
+        receiver_from_flags(config, &data_dir, kafka_output, kafka.only, dedup_postgres)?;
     let handle = start(Arc::new(receiver), server).map_err(|e| e.message_with_sources())?;
     println!("listening on {}", handle.local_addr());
     wait_for_stop_signal()?;
@@ -223,8 +218,8 @@ fn receiver_from_flags(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let dedup = Dedup::open(dir.join("dedup.journal"), config.retention, now)
-                .map_err(failed)?;
+            let dedup =
+                Dedup::open(dir.join("dedup.journal"), config.retention, now).map_err(failed)?;
             Receiver::with_parts(config, dedup, store, quarantine).map_err(failed)
         }
         #[cfg(feature = "postgres")]

@@ -11,9 +11,11 @@
 //!   that loop on a thread of its own;
 //! - [`http`] (feature `http`): [`HttpSink`], `POST /api/ingest` as the seed's
 //!   protocol with edgepipe's extension headers;
-//! - [`mqtt`] (feature `mqtt`): [`MqttSink`], QoS 1 publishes confirmed by the broker's PUBACK.
 //! - [`kafka`] (feature `kafka`): [`KafkaSink`], batches or records produced with
-//!   `acks=all`, partitioned by Kafka's default partitioner (`docs/kafka.md`).
+//!   `acks=all`, partitioned by Kafka's default partitioner (`docs/kafka.md`);
+//! - [`mqtt`] (feature `mqtt`): [`MqttSink`], QoS 1 publishes confirmed by the broker's PUBACK;
+//! - [`nats`] (feature `nats`): [`NatsSink`], JetStream publishes confirmed by the
+//!   stream's PubAck, deduplicated by batch id.
 
 #[cfg(feature = "http")]
 pub mod http;
@@ -21,6 +23,8 @@ pub mod http;
 pub mod kafka;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod retry;
 pub mod sink;
 pub mod worker;
@@ -34,6 +38,10 @@ pub use kafka::{
 };
 #[cfg(feature = "mqtt")]
 pub use mqtt::{DEFAULT_TOPIC, MqttOptions, MqttSink, MqttTls, topic_level};
+#[cfg(feature = "nats")]
+pub use nats::{
+    DEFAULT_SUBJECT, NatsAuth, NatsOptions, NatsSink, NatsStream, NatsTls, subject_token,
+};
 pub use retry::{
     CircuitBreaker, Jitter, RetryPolicy, SendFailure, parse_retry_after, parse_retry_after_at,
 };

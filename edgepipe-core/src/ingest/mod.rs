@@ -21,10 +21,10 @@
 //! The design, the order of the checks and the crash argument are in `docs/ingest.md`.
 
 pub mod dedup;
-#[cfg(feature = "postgres")]
-pub mod ledger;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "postgres")]
+pub mod ledger;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod receiver;
@@ -34,10 +34,10 @@ pub mod store;
 pub mod tee;
 
 pub use dedup::{Dedup, RangeSet, Retention};
-#[cfg(feature = "postgres")]
-pub use ledger::PgLedger;
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaMessage, KafkaReader, KafkaStore};
+#[cfg(feature = "postgres")]
+pub use ledger::PgLedger;
 pub use receiver::{CrashPoint, IngestRequest, Metrics, Outcome, Receiver, ReceiverConfig};
 pub use store::{
     DataLakeStore, JsonlQuarantine, MemoryStore, QuarantineStore, QuarantinedRecord, Store,
