@@ -3,7 +3,8 @@
 # same records (issue 6's benchmark): the seed's DataDeliveryService → the seed's
 # FastAPI service (benches/seed/delivery_bench.py), and edgepipe's DeliveryWorker
 # + HTTP sink → edgepipe's ingest server (delivery-bench), with the server keeping
-# nothing (as the seed's does) and with the data lake on disk.
+# nothing (as the seed's does), one batch in flight and with several lanes, and
+# with the data lake on disk.
 #
 #   benches/delivery-vs-seed.sh [RECORDS]        (default 20000)
 #
@@ -33,12 +34,16 @@ cargo build --quiet --release -p edgepipe-benches --features http,ingest-server 
 seed=$("$venv/bin/python" benches/seed/delivery_bench.py --input "$EDGEPIPE_WORKLOAD" --records "$records")
 discard=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store discard)
 grouped=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store discard --enqueue all)
+lanes2=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store discard --lanes 2)
+lanes4=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store discard --lanes 4)
 lake=$("$CARGO_TARGET_DIR/release/delivery-bench" --records "$records" --store lake)
 echo "$seed"
 echo "$discard"
 echo "$grouped"
+echo "$lanes2"
+echo "$lanes4"
 echo "$lake"
-python3 - "$seed" "$discard" "$grouped" "$lake" <<'PY'
+python3 - "$seed" "$discard" "$grouped" "$lanes2" "$lanes4" "$lake" <<'PY'
 import json, sys
 seed, *runs = (json.loads(arg) for arg in sys.argv[1:])
 base = seed["records_per_second"]

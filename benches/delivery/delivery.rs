@@ -6,14 +6,16 @@
 //! ```text
 //! EDGEPIPE_WORKLOAD=workload.jsonl cargo run --release -p edgepipe-benches \
 //!     --features http,ingest-server --bin delivery-bench -- [--records N] [--store discard|lake] \
-//!     [--enqueue each|all] [--queue-dir DIR]
+//!     [--enqueue each|all] [--lanes N] [--queue-dir DIR]
 //! ```
 //!
 //! `--store discard` keeps nothing on the server (what the seed's FastAPI
 //! service does: it prints a line per batch), so the figure compares the paths;
 //! `--store lake` writes the data lake and the dedup journal to disk. Prints one
 //! JSON object. `--enqueue all` enqueues the batches, which all exist before the
-//! clock starts, with one `enqueue_all` (one sync) instead of one sync each; `benches/delivery-vs-seed.sh` runs it beside the seed's path.
+//! clock starts, with one `enqueue_all` (one sync) instead of one sync each.
+//! `--lanes N` drains the queue with N lanes (N batches in flight, a keep-alive
+//! connection each); `benches/delivery-vs-seed.sh` runs it beside the seed's path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use edgepipe_benches::{DiscardStore, workload_jsonl};
 use edgepipe_core::batch::{BatchEncoder, Codec, Compression};
 use edgepipe_core::deliver::{
-    Delivery, DeliveryOptions, DeliveryWorker, HttpSink, HttpSinkOptions,
+    Delivery, DeliveryOptions, DeliveryWorker, HttpSink, HttpSinkOptions, Sink,
 };
 use edgepipe_core::ingest::server::{self, ServerConfig};
 use edgepipe_core::ingest::{Dedup, JsonlQuarantine, Receiver, ReceiverConfig, Retention};
@@ -36,6 +38,7 @@ fn main() {
     let mut store = "discard".to_owned();
     let mut queue_dir = None;
     let mut enqueue_all = false;
+    let mut lanes = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -44,6 +47,7 @@ fn main() {
         match flag.as_str() {
             "--records" => records_wanted = value.parse().expect("--records N"),
             "--store" => store = value,
+            "--lanes" => lanes = value.parse().expect("--lanes N"),
             "--queue-dir" => queue_dir = Some(std::path::PathBuf::from(value)),
             "--enqueue" => {
                 enqueue_all = match value.as_str() {
@@ -93,22 +97,28 @@ fn main() {
     let queue_path = queue_dir.unwrap_or_else(|| work.path().join("queue"));
     let queue: Arc<dyn Queue> =
         Arc::new(SegmentedLog::open(&queue_path, LogOptions::default()).expect("queue"));
-    let sink = HttpSink::new(HttpSinkOptions::new(
-        format!("http://{}", server.local_addr()),
-        KEY,
-    ))
-    .expect("sink");
+    let sink = || -> Box<dyn Sink> {
+        Box::new(
+            HttpSink::new(HttpSinkOptions::new(
+                format!("http://{}", server.local_addr()),
+                KEY,
+            ))
+            .expect("sink"),
+        )
+    };
 
     let started = Instant::now();
-    let worker = DeliveryWorker::spawn(Delivery::new(
+    let first = Delivery::new(
         Arc::clone(&queue),
-        Box::new(sink),
+        sink(),
         DeliveryOptions {
             idle_wait: Duration::from_millis(1),
             ..DeliveryOptions::default()
         },
-    ))
-    .expect("worker");
+    );
+    let mut deliveries: Vec<Delivery> = (1..lanes.max(1)).map(|_| first.lane(sink())).collect();
+    deliveries.insert(0, first);
+    let worker = DeliveryWorker::spawn_lanes(deliveries).expect("worker");
     let batch_count = batches.len();
     if enqueue_all {
         // Batches that exist together are enqueued together: one sync for all.
@@ -138,7 +148,7 @@ fn main() {
     assert_eq!(metrics.retries, 0, "{:?}", metrics.last_failure);
     server.shutdown().expect("server shutdown");
     println!(
-        "{{\"path\":\"edgepipe DeliveryWorker+HttpSink -> edgepipe ingest server ({store}, enqueue {})\",\
+        "{{\"path\":\"edgepipe DeliveryWorker+HttpSink -> edgepipe ingest server ({store}, enqueue {}, {lanes} lanes)\",\
          \"records\":{},\"batches\":{batch_count},\"seconds\":{seconds:.3},\
          \"records_per_second\":{:.0},\"workload\":\"{source}\"}}",
         if enqueue_all { "all" } else { "each" },

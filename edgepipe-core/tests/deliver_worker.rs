@@ -579,3 +579,133 @@ fn a_failed_backlog_send_spends_budget_too() {
         }
     );
 }
+
+// --- Lanes ----------------------------------------------------------------------
+
+#[test]
+fn lanes_share_the_backlog_budget() {
+    let old: Vec<Batch> = (0..2)
+        .map(|i| batch_at(&format!("old{i}"), i, at(0)))
+        .collect();
+    let mut h = harness(
+        QueueOptions::default(),
+        paced(ReplayOrder::LiveFirst),
+        vec![],
+        &old,
+    );
+    let (sender, second_sent) = mpsc::channel();
+    let mut second = h.delivery.lane(Box::new(ScriptedSink {
+        script: Arc::default(),
+        sent: sender,
+    }));
+    let now = at(100);
+    assert!(matches!(h.delivery.step(now).unwrap(), Step::Sent { .. }));
+    // The other lane sees the budget the first one spent.
+    let free = after(now, &old[0]);
+    assert_eq!(second.step(now).unwrap(), Step::Paced { until: free });
+    assert!(matches!(second.step(free).unwrap(), Step::Sent { .. }));
+    assert_eq!(sent_ids(&h), [id(&old[0])]);
+    assert_eq!(second_sent.try_iter().collect::<Vec<_>>(), [id(&old[1])]);
+    // Each lane counts its own sends.
+    assert_eq!(h.delivery.metrics().batches_sent, 1);
+    assert_eq!(second.metrics().batches_sent, 1);
+}
+
+/// Holds each lane's first send until `lanes` sends are in progress at once, so
+/// the test sees the lanes overlap instead of inferring it from a clock.
+struct Rendezvous {
+    lanes: usize,
+    arrived: Mutex<usize>,
+    all_here: std::sync::Condvar,
+}
+
+impl Rendezvous {
+    /// True once `lanes` sends have arrived; false if the bound passed first
+    /// (the bound only turns a hang into a failure).
+    fn meet(&self) -> bool {
+        let mut arrived = self.arrived.lock().unwrap();
+        *arrived += 1;
+        self.all_here.notify_all();
+        let (arrived, _) = self
+            .all_here
+            .wait_timeout_while(arrived, Duration::from_secs(60), |arrived| {
+                *arrived < self.lanes
+            })
+            .unwrap();
+        *arrived >= self.lanes
+    }
+}
+
+struct LaneSink {
+    rendezvous: Arc<Rendezvous>,
+    met: Option<bool>,
+    sent: Sender<String>,
+}
+
+impl Sink for LaneSink {
+    fn describe(&self) -> String {
+        "lane".into()
+    }
+
+    fn send(&mut self, batch: &Batch) -> Result<Delivered, SendFailure> {
+        if self.met.is_none() {
+            self.met = Some(self.rendezvous.meet());
+            if self.met == Some(false) {
+                return Err(SendFailure::permanent("the other lanes never sent"));
+            }
+        }
+        self.sent.send(batch.envelope.batch_id.clone()).unwrap();
+        Ok(Delivered::Stored)
+    }
+}
+
+#[test]
+fn lanes_send_at_once_and_deliver_every_batch_once() {
+    const LANES: usize = 3;
+    let queue = Arc::new(MemoryQueue::new(QueueOptions::default()));
+    let batches: Vec<Batch> = (0..60).map(|i| batch(&format!("gw{}", i % 4), i)).collect();
+    for batch in &batches {
+        queue.enqueue(Entry::from_batch(batch)).unwrap();
+    }
+    let rendezvous = Arc::new(Rendezvous {
+        lanes: LANES,
+        arrived: Mutex::new(0),
+        all_here: std::sync::Condvar::new(),
+    });
+    let (sent, reports) = mpsc::channel();
+    let sink = || -> Box<dyn Sink> {
+        Box::new(LaneSink {
+            rendezvous: rendezvous.clone(),
+            met: None,
+            sent: sent.clone(),
+        })
+    };
+    let first = Delivery::new(queue.clone(), sink(), DeliveryOptions::default());
+    let mut lanes: Vec<Delivery> = (1..LANES).map(|_| first.lane(sink())).collect();
+    lanes.insert(0, first);
+    let worker = DeliveryWorker::spawn_lanes(lanes).unwrap();
+    let metrics = worker.wait_for(Duration::from_secs(60), |metrics| {
+        metrics.batches_sent + metrics.dead_lettered == batches.len() as u64
+    });
+    assert_eq!(metrics.dead_lettered, 0, "{:?}", metrics.last_failure);
+    assert_eq!(metrics.batches_sent, batches.len() as u64);
+    assert_eq!(
+        metrics.records_sent,
+        batches.len() as u64,
+        "one record per batch, summed over the lanes"
+    );
+    let final_metrics = worker.shutdown();
+    assert_eq!(final_metrics.batches_sent, batches.len() as u64);
+    let mut seen: Vec<String> = reports.try_iter().collect();
+    seen.sort();
+    let mut expected: Vec<String> = batches.iter().map(id).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every batch sent exactly once");
+    assert_eq!(queue.stats().pending + queue.stats().in_flight, 0);
+}
+
+#[test]
+fn a_worker_needs_a_lane() {
+    let error = DeliveryWorker::spawn_lanes(Vec::new()).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+}

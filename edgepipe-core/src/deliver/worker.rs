@@ -11,6 +11,16 @@
 //! whole link, and [`ReplayOrder`] says whether *live* batches or the backlog go
 //! first. Per-source order always wins: only each source's next batch is ever
 //! sent, so within one source older goes first, whatever the order says.
+//!
+//! One loop keeps one batch in flight, so a sink's round trip bounds it. Several
+//! *lanes* ([`Delivery::lane`], [`DeliveryWorker::spawn_lanes`]) drain the same
+//! queue at once, each with its own sink (its own connection) and circuit
+//! breaker, sharing the backlog's byte budget. The price is order: two lanes may
+//! carry consecutive batches of one source, and a retried batch can land after
+//! its successor. edgepipe's ingest server deduplicates by batch id and by
+//! sequence *ranges*, so arrival order does not matter to it; a sink whose
+//! consumers need each source in order (Kafka partitions, for instance) keeps
+//! one lane.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -169,8 +179,9 @@ pub struct Delivery {
     jitter: Jitter,
     metrics: DeliveryMetrics,
     /// When the backlog's byte budget allows its next batch (pacing as a virtual
-    /// clock: each backlog send moves it by its bytes at the configured rate).
-    backlog_free_at: Option<Timestamp>,
+    /// clock: each backlog send moves it by its bytes at the configured rate);
+    /// shared by every lane of one queue, so lanes do not multiply the budget.
+    backlog_free_at: Arc<Mutex<Option<Timestamp>>>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -206,8 +217,20 @@ impl Delivery {
             breaker,
             jitter,
             metrics: DeliveryMetrics::default(),
-            backlog_free_at: None,
+            backlog_free_at: Arc::default(),
         }
+    }
+
+    /// Another lane over the same queue with the same options: it sends through
+    /// `sink` (a connection of its own) while this one waits for its sink, and
+    /// shares this one's backlog budget. Its counters and breaker are its own;
+    /// [`DeliveryWorker::spawn_lanes`] runs lanes together and sums their counters.
+    /// Lanes trade per-source arrival order for throughput (see the
+    /// [module docs](self)).
+    pub fn lane(&self, sink: Box<dyn Sink>) -> Delivery {
+        let mut lane = Delivery::new(Arc::clone(&self.queue), sink, self.options.clone());
+        lane.backlog_free_at = Arc::clone(&self.backlog_free_at);
+        lane
     }
 
     /// Counters so far.
@@ -346,7 +369,7 @@ impl Delivery {
             }
             None if heads.is_empty() => Choice::Idle,
             None => Choice::Paced {
-                until: self.backlog_free_at.unwrap_or(now),
+                until: self.backlog_free_at().unwrap_or(now),
             },
         })
     }
@@ -355,8 +378,15 @@ impl Delivery {
         now.duration_since(pending.entry.created_at) >= self.options.backlog_after
     }
 
+    fn backlog_free_at(&self) -> Option<Timestamp> {
+        *lock(&self.backlog_free_at)
+    }
+
     fn backlog_budget_allows(&self, now: Timestamp) -> bool {
-        match (self.options.backlog_bytes_per_second, self.backlog_free_at) {
+        match (
+            self.options.backlog_bytes_per_second,
+            self.backlog_free_at(),
+        ) {
             (Some(_), Some(free_at)) => free_at <= now,
             _ => true,
         }
@@ -370,8 +400,9 @@ impl Delivery {
         };
         let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(rate.max(1));
         let cost = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        let start = self.backlog_free_at.map_or(now, |free_at| free_at.max(now));
-        self.backlog_free_at = Some(start.saturating_add(cost));
+        let mut free_at = lock(&self.backlog_free_at);
+        let start = free_at.map_or(now, |free_at| free_at.max(now));
+        *free_at = Some(start.saturating_add(cost));
     }
 
     fn dead_letter(&mut self, pending: &Pending, reason: String) -> Result<Step> {
@@ -382,72 +413,173 @@ impl Delivery {
     }
 }
 
-/// State shared between a [`DeliveryWorker`] and its thread.
+/// Locks `mutex`, taking the data of a poisoned one: every value behind these
+/// locks is whole between statements, so a panicked lane leaves nothing half-done.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl DeliveryMetrics {
+    /// Adds `lane`'s counters to these (the longest send is the longer of the two).
+    fn add(&mut self, lane: &DeliveryMetrics) {
+        self.batches_sent += lane.batches_sent;
+        self.records_sent += lane.records_sent;
+        self.bytes_sent += lane.bytes_sent;
+        self.duplicates += lane.duplicates;
+        self.retries += lane.retries;
+        self.probes_failed += lane.probes_failed;
+        self.dead_lettered += lane.dead_lettered;
+        self.send_time += lane.send_time;
+        self.max_send_time = self.max_send_time.max(lane.max_send_time);
+        self.backlog_batches_sent += lane.backlog_batches_sent;
+        self.backlog_bytes_sent += lane.backlog_bytes_sent;
+    }
+}
+
+/// State shared between a [`DeliveryWorker`] and its lanes' threads.
 #[derive(Debug, Default)]
 struct Shared {
     control: Mutex<Control>,
     wake: Condvar,
-    /// Notified each time the loop publishes its counters or stops.
+    /// Notified each time a lane publishes its counters or stops.
     updated: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct Control {
     stop: bool,
-    notified: bool,
-    metrics: DeliveryMetrics,
-    /// The last queue error, when the loop had to stop.
+    /// Per lane: new entries were announced since it last looked.
+    notified: Vec<bool>,
+    /// Per lane: its counters as last published.
+    lanes: Vec<DeliveryMetrics>,
+    /// The newest failure of any lane.
+    last_failure: Option<String>,
+    /// The first queue error, which stopped every lane.
     failed: Option<String>,
-    /// The loop has returned.
-    stopped: bool,
+    /// Lanes whose loop has not returned yet.
+    running: usize,
+}
+
+impl Control {
+    /// Every lane's counters summed.
+    fn metrics(&self) -> DeliveryMetrics {
+        let mut total = DeliveryMetrics::default();
+        for lane in &self.lanes {
+            total.add(lane);
+        }
+        total.last_failure.clone_from(&self.last_failure);
+        total
+    }
 }
 
 impl Shared {
     fn control(&self) -> MutexGuard<'_, Control> {
-        self.control
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        lock(&self.control)
     }
 }
 
-/// [`Delivery`] on a thread of its own, with the wall clock.
+/// [`Delivery`] on a thread of its own with the wall clock, or several lanes of
+/// one queue, each on its own thread ([`spawn_lanes`](Self::spawn_lanes)).
 ///
-/// It sends whenever something is ready; otherwise it waits until the breaker's
-/// probe time, or for [`DeliveryOptions::idle_wait`] (a retry falls due within
-/// that much of its time), or until [`notify`](Self::notify). On
-/// [`shutdown`](Self::shutdown) finishes the send in progress and stops: what was
-/// not sent stays queued for the next run.
+/// A lane sends whenever something is ready; otherwise it waits until its
+/// breaker's probe time, or for [`DeliveryOptions::idle_wait`] (a retry falls due
+/// within that much of its time), or until [`notify`](Self::notify). On
+/// [`shutdown`](Self::shutdown) each lane finishes the send in progress and
+/// stops: what was not sent stays queued for the next run.
 #[derive(Debug)]
 pub struct DeliveryWorker {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl DeliveryWorker {
     /// Starts the loop on a new thread.
     pub fn spawn(delivery: Delivery) -> std::io::Result<DeliveryWorker> {
-        let shared = Arc::new(Shared::default());
-        let thread = std::thread::Builder::new()
-            .name("edgepipe-delivery".into())
-            .spawn({
-                let shared = shared.clone();
-                move || run(delivery, &shared)
-            })?;
-        Ok(DeliveryWorker {
-            shared,
-            thread: Some(thread),
-        })
+        DeliveryWorker::spawn_lanes(vec![delivery])
     }
 
-    /// Wakes the loop: new entries were enqueued.
+    /// Starts each lane ([`Delivery::lane`]) on a thread of its own: up to
+    /// `lanes.len()` batches in flight at once. The counters are the lanes'
+    /// sums; a queue error in one lane stops them all.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use edgepipe_core::batch::{BatchEncoder, Codec, Compression};
+    /// use edgepipe_core::deliver::{Delivery, DeliveryOptions, DeliveryWorker, DirectorySink};
+    /// use edgepipe_core::queue::{Entry, MemoryQueue, Queue, QueueOptions};
+    /// use edgepipe_core::record::json::parse_jsonl;
+    /// use edgepipe_core::Timestamp;
+    ///
+    /// let queue = Arc::new(MemoryQueue::new(QueueOptions::default()));
+    /// let encoder = BatchEncoder::new("gateway-1", Codec::Json, Compression::None)?;
+    /// for reading in 0..10 {
+    ///     let line = format!(
+    ///         r#"{{"record_id":"r{reading}","device_id":"d1","timestamp":"2026-01-01T00:00:00Z","data_type":"sensors","payload":{{"t":{reading}}}}}"#
+    ///     );
+    ///     let records: Vec<_> = parse_jsonl(line.as_bytes()).map(|(_, r)| r.unwrap()).collect();
+    ///     queue.enqueue(Entry::from_batch(&encoder.encode(&records, Timestamp::UNIX_EPOCH)?))?;
+    /// }
+    /// let exports = tempfile::tempdir().unwrap();
+    /// let first = Delivery::new(
+    ///     queue.clone(),
+    ///     Box::new(DirectorySink::new(exports.path())?),
+    ///     DeliveryOptions::default(),
+    /// );
+    /// let second = first.lane(Box::new(DirectorySink::new(exports.path())?));
+    /// let worker = DeliveryWorker::spawn_lanes(vec![first, second])?;
+    /// let metrics = worker.wait_for(Duration::from_secs(60), |m| m.batches_sent == 10);
+    /// assert_eq!(metrics.batches_sent, 10);
+    /// worker.shutdown();
+    /// assert_eq!(queue.stats().pending + queue.stats().in_flight, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_lanes(lanes: Vec<Delivery>) -> std::io::Result<DeliveryWorker> {
+        if lanes.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a delivery worker needs at least one lane",
+            ));
+        }
+        let shared = Arc::new(Shared::default());
+        {
+            let mut control = shared.control();
+            control.notified = vec![false; lanes.len()];
+            control.lanes = vec![DeliveryMetrics::default(); lanes.len()];
+        }
+        let mut worker = DeliveryWorker {
+            shared,
+            threads: Vec::with_capacity(lanes.len()),
+        };
+        for (index, delivery) in lanes.into_iter().enumerate() {
+            let shared = Arc::clone(&worker.shared);
+            shared.control().running += 1;
+            let spawned = std::thread::Builder::new()
+                .name(format!("edgepipe-delivery-{index}"))
+                .spawn(move || run(delivery, &shared, index));
+            match spawned {
+                Ok(thread) => worker.threads.push(thread),
+                Err(error) => {
+                    worker.shared.control().running -= 1;
+                    // Dropping the worker stops the lanes already started.
+                    return Err(error);
+                }
+            }
+        }
+        Ok(worker)
+    }
+
+    /// Wakes every lane: new entries were enqueued.
     pub fn notify(&self) {
-        self.shared.control().notified = true;
+        let mut control = self.shared.control();
+        control.notified.iter_mut().for_each(|flag| *flag = true);
+        drop(control);
         self.shared.wake.notify_all();
     }
 
-    /// Counters so far.
+    /// Counters so far, summed over the lanes.
     pub fn metrics(&self) -> DeliveryMetrics {
-        self.shared.control().metrics.clone()
+        self.shared.control().metrics()
     }
 
     /// The queue error that stopped the loop, if one did.
@@ -455,7 +587,7 @@ impl DeliveryWorker {
         self.shared.control().failed.clone()
     }
 
-    /// Waits until `done` holds for the counters (checked each time the loop
+    /// Waits until `done` holds for the counters (checked each time a lane
     /// updates them), the loop has stopped on a queue error, or `timeout` has
     /// passed; returns the counters then. A caller that must know its batches
     /// were confirmed (a shutdown that drains first, a test) waits on this instead
@@ -470,13 +602,13 @@ impl DeliveryWorker {
             .shared
             .updated
             .wait_timeout_while(control, timeout, |control| {
-                !done(&control.metrics) && control.failed.is_none() && !control.stopped
+                !done(&control.metrics()) && control.failed.is_none() && control.running > 0
             })
             .unwrap_or_else(|poison| poison.into_inner());
-        control.metrics.clone()
+        control.metrics()
     }
 
-    /// Stops after the send in progress and returns the final counters.
+    /// Stops after the sends in progress and returns the final counters.
     pub fn shutdown(mut self) -> DeliveryMetrics {
         self.stop();
         self.metrics()
@@ -485,8 +617,8 @@ impl DeliveryWorker {
     fn stop(&mut self) {
         self.shared.control().stop = true;
         self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            // A panic in the sink ends the loop; the queue still holds what was not acked.
+        for thread in self.threads.drain(..) {
+            // A panic in a sink ends its lane; the queue still holds what was not acked.
             let _ = thread.join();
         }
     }
@@ -498,13 +630,13 @@ impl Drop for DeliveryWorker {
     }
 }
 
-fn run(delivery: Delivery, shared: &Shared) {
-    run_steps(delivery, shared);
-    shared.control().stopped = true;
+fn run(delivery: Delivery, shared: &Shared, lane: usize) {
+    run_steps(delivery, shared, lane);
+    shared.control().running -= 1;
     shared.updated.notify_all();
 }
 
-fn run_steps(mut delivery: Delivery, shared: &Shared) {
+fn run_steps(mut delivery: Delivery, shared: &Shared, lane: usize) {
     loop {
         if shared.control().stop {
             return;
@@ -520,22 +652,31 @@ fn run_steps(mut delivery: Delivery, shared: &Shared) {
             Err(_) => None,
         };
         let mut control = shared.control();
-        control.metrics = delivery.metrics().clone();
+        let metrics = delivery.metrics();
+        if metrics.last_failure != control.lanes[lane].last_failure {
+            control.last_failure.clone_from(&metrics.last_failure);
+        }
+        control.lanes[lane] = metrics.clone();
         shared.updated.notify_all();
         if let Err(error) = step {
             control.failed = Some(error.message_with_sources());
+            // One queue is shared: the other lanes would meet the same error.
+            control.stop = true;
+            shared.wake.notify_all();
             return;
         }
         if let Some(wait) = wait
-            && !control.notified
+            && !control.notified[lane]
             && !control.stop
         {
             control = shared
                 .wake
-                .wait_timeout_while(control, wait, |control| !control.notified && !control.stop)
+                .wait_timeout_while(control, wait, |control| {
+                    !control.notified[lane] && !control.stop
+                })
                 .unwrap_or_else(|poison| poison.into_inner())
                 .0;
         }
-        control.notified = false;
+        control.notified[lane] = false;
     }
 }
