@@ -5,7 +5,8 @@
 //! own thread; the public API stays synchronous ([`start`] returns once the socket
 //! is bound, [`ServerHandle::shutdown`] returns once the connections are closed).
 //! The receiver is synchronous and does blocking I/O (fsync), so each request runs
-//! on tokio's blocking pool. At most `max_in_flight` ingest requests are read and
+//! it inside `block_in_place`: on the worker thread that read the request, while
+//! tokio moves that thread's other tasks to a spare one. At most `max_in_flight` ingest requests are read and
 //! decoded at once, which bounds memory to about `max_in_flight` × (body limit +
 //! decompressed limit + records) whatever the number of connections.
 //!
@@ -376,8 +377,15 @@ async fn ingest(request: Request<Incoming>, context: Context) -> Response<Full<B
         }
     }
     ingest.body = bytes;
-    let receiver = context.receiver.clone();
-    match tokio::task::spawn_blocking(move || receiver.handle(&ingest)).await {
+    // The receiver's work (inflate, parse, sync the store) runs on this worker
+    // thread, which hands its other tasks to a new worker meanwhile: a batch costs
+    // no hop to the blocking pool and back (two thread wake-ups each way).
+    let handled = tokio::task::block_in_place(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            context.receiver.handle(&ingest)
+        }))
+    });
+    match handled {
         Ok(outcome) => outcome_response(&outcome),
         Err(_) => {
             let outcome = Outcome::Unavailable {
