@@ -241,3 +241,58 @@ fn bad_lines_name_line_and_field_and_do_not_stop_the_reader() {
         "{last}"
     );
 }
+
+/// One line of a JSON Lines input for the parallel parser: a record, or each
+/// kind of line `parse_jsonl` treats on its own terms.
+fn jsonl_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (0u32..1000, -5000i32..5000).prop_map(|(device, reading)| format!(
+            r#"{{"record_id":"r-{device}-{reading}","device_id":"dev-{device}","timestamp":"2026-01-01T00:00:{:02}Z","data_type":"sensors","payload":{{"temperature":{}.{:02}}}}}"#,
+            device % 60,
+            reading / 100,
+            reading.unsigned_abs() % 100
+        )),
+        1 => Just(String::new()),
+        1 => Just("   \r".to_owned()),
+        1 => Just("{oops".to_owned()),
+        1 => Just(r#"{"record_id":"x","payload":{}}"#.to_owned()),
+        1 => "[a-z]{600,700}".prop_map(|long| format!("{{\"pad\":\"{long}\"}}")),
+    ]
+}
+
+/// A parse result in a comparable form.
+fn comparable(item: (u64, edgepipe_core::Result<DataRecord>)) -> (u64, Result<DataRecord, String>) {
+    (item.0, item.1.map_err(|error| error.to_string()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Large inputs (several 256 KiB chunks) of every kind of line, with or
+    /// without a final newline: the parallel parser gives parse_jsonl's items,
+    /// line numbers and errors, in order, whatever the number of threads.
+    #[test]
+    fn parallel_parsing_matches_the_serial_parser(
+        lines in proptest::collection::vec(jsonl_line(), 1500..7000),
+        final_newline in any::<bool>(),
+        threads in 0usize..4,
+    ) {
+        let mut input = lines.join("\n");
+        if final_newline {
+            input.push('\n');
+        }
+        let limit = 400;
+        let serial: Vec<_> = edgepipe_core::record::json::parse_jsonl_with_limit(input.as_bytes(), limit)
+            .map(comparable)
+            .collect();
+        let mut parallel = Vec::new();
+        edgepipe_core::record::json::parse_jsonl_parallel_with_limit(
+            input.as_bytes(),
+            threads,
+            limit,
+            |number, parsed| parallel.push(comparable((number, parsed.map(|record| record.clone())))),
+        );
+        prop_assert_eq!(parallel.len(), serial.len());
+        prop_assert_eq!(parallel, serial);
+    }
+}

@@ -28,8 +28,6 @@ use rskafka::client::ClientBuilder;
 use rskafka::client::error::{Error as ClientError, ProtocolError};
 use rskafka::client::partition::{Compression as ClientCompression, UnknownTopicHandling};
 use rskafka::record::Record;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use super::retry::SendFailure;
 use super::sink::{Delivered, Sink};
@@ -702,32 +700,7 @@ pub(crate) fn classify_protocol(code: ProtocolError, message: &str) -> SendFailu
 }
 
 fn tls_config(tls: &KafkaTls) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    if tls.native_roots {
-        // Unreadable platform certificates are skipped; an empty store in the end
-        // is the error that matters.
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    }
-    if let Some(pem) = &tls.extra_ca_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|error| config("kafka.tls.extra_ca_pem", error))?;
-            roots
-                .add(cert)
-                .map_err(|error| config("kafka.tls.extra_ca_pem", error))?;
-        }
-    }
-    if roots.is_empty() {
-        return Err(config(
-            "kafka.tls",
-            "no trust roots: enable native_roots or give extra_ca_pem",
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| config("kafka.tls", error))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    super::tls::client_config("kafka.tls", tls.native_roots, tls.extra_ca_pem.as_deref())
 }
 
 fn config(key: &str, message: impl std::fmt::Display) -> Error {

@@ -27,6 +27,8 @@ pub mod mqtt;
 pub mod nats;
 pub mod retry;
 pub mod sink;
+#[cfg(any(feature = "mqtt", feature = "nats", feature = "kafka"))]
+mod tls;
 pub mod worker;
 
 #[cfg(feature = "http")]

@@ -17,8 +17,6 @@ use async_nats::jetstream::context::{
 };
 use async_nats::jetstream::{self, ErrorCode, stream};
 use async_nats::{ConnectErrorKind, HeaderMap, ServerAddr};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use super::retry::SendFailure;
 use super::sink::{Delivered, Sink};
@@ -538,33 +536,7 @@ fn classify_api(error: &jetstream::Error) -> SendFailure {
 }
 
 fn tls_config(tls: &NatsTls) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    if tls.native_roots {
-        // Unreadable platform certificates are skipped, as browsers do; the store
-        // being empty in the end is the error that matters.
-        let found = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(found.certs);
-    }
-    if let Some(pem) = &tls.extra_ca_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|error| config("nats.tls.extra_ca_pem", error))?;
-            roots
-                .add(cert)
-                .map_err(|error| config("nats.tls.extra_ca_pem", error))?;
-        }
-    }
-    if roots.is_empty() {
-        return Err(config(
-            "nats.tls",
-            "no trust roots: enable native_roots or give extra_ca_pem",
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| config("nats.tls", error))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    super::tls::client_config("nats.tls", tls.native_roots, tls.extra_ca_pem.as_deref())
 }
 
 fn config(key: &str, message: impl std::fmt::Display) -> Error {
