@@ -420,19 +420,35 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DeliveryMetrics {
-    /// Adds `lane`'s counters to these (the longest send is the longer of the two).
+    /// Adds `lane`'s counters to these (the longest send is the longer of the
+    /// two; the last failure is the worker's to track).
     fn add(&mut self, lane: &DeliveryMetrics) {
-        self.batches_sent += lane.batches_sent;
-        self.records_sent += lane.records_sent;
-        self.bytes_sent += lane.bytes_sent;
-        self.duplicates += lane.duplicates;
-        self.retries += lane.retries;
-        self.probes_failed += lane.probes_failed;
-        self.dead_lettered += lane.dead_lettered;
-        self.send_time += lane.send_time;
-        self.max_send_time = self.max_send_time.max(lane.max_send_time);
-        self.backlog_batches_sent += lane.backlog_batches_sent;
-        self.backlog_bytes_sent += lane.backlog_bytes_sent;
+        // Destructured so that a new counter cannot be left out of the sum.
+        let DeliveryMetrics {
+            batches_sent,
+            records_sent,
+            bytes_sent,
+            duplicates,
+            retries,
+            probes_failed,
+            dead_lettered,
+            last_failure: _,
+            send_time,
+            max_send_time,
+            backlog_batches_sent,
+            backlog_bytes_sent,
+        } = lane;
+        self.batches_sent += batches_sent;
+        self.records_sent += records_sent;
+        self.bytes_sent += bytes_sent;
+        self.duplicates += duplicates;
+        self.retries += retries;
+        self.probes_failed += probes_failed;
+        self.dead_lettered += dead_lettered;
+        self.send_time += *send_time;
+        self.max_send_time = self.max_send_time.max(*max_send_time);
+        self.backlog_batches_sent += backlog_batches_sent;
+        self.backlog_bytes_sent += backlog_bytes_sent;
     }
 }
 

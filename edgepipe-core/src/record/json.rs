@@ -634,7 +634,7 @@ fn parse_line(
 /// How many bytes of input one parsing thread takes at a time in
 /// [`parse_jsonl_parallel`]: large enough that handing chunks over costs
 /// nothing next to parsing them, small enough that the threads stay busy and
-/// the records parsed ahead (at most two chunks per thread) stay few.
+/// the records parsed ahead (at most three chunks per helper) stay few.
 const PARALLEL_CHUNK_BYTES: usize = 256 << 10;
 
 /// [`parse_jsonl`] with the parsing spread over `threads` threads besides the
